@@ -1,0 +1,3 @@
+from upbitpipe.cli.main import run
+
+run()

@@ -1,0 +1,81 @@
+"""The `upbitpipe` root command: global options and the command groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from upbitpipe import __version__
+from upbitpipe.cli import config_cmd
+from upbitpipe.cli.context import CliContext, fail
+from upbitpipe.errors import UpbitpipeError
+from upbitpipe.logs import LogFormat, configure_logging
+
+app = typer.Typer(
+    name="upbitpipe",
+    help=(
+        "Real-time Upbit market data: collect every ticker, trade and orderbook update into "
+        "Kafka, a Paimon lake on S3 and ClickHouse, without loss.\n\n"
+        "Examples:\n\n"
+        "  upbitpipe demo\n\n"
+        "  upbitpipe collect --markets KRW-BTC,KRW-ETH --sink lake --duration 60\n\n"
+        "  upbitpipe infra up kafka minio flink"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"upbitpipe {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="YAML config file (else $UPBITPIPE_CONFIG, ./upbitpipe.yaml, user dir).",
+        ),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning, error.")
+    ] = "info",
+    log_format: Annotated[
+        str,
+        typer.Option("--log-format", help="auto (rich on a terminal, else JSON), human or json."),
+    ] = "auto",
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    if log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        fail(f"--log-level: unknown level {log_level!r}", code=2)
+    if log_format not in ("auto", "human", "json"):
+        fail(f"--log-format: use auto, human or json, not {log_format!r}", code=2)
+    fmt: LogFormat = log_format  # type: ignore[assignment]
+    configure_logging(log_level, fmt)
+    ctx.obj = CliContext(config_file=config)
+
+
+app.add_typer(config_cmd.app, name="config")
+# --- command groups (one module each; keep this block sorted) ---
+
+
+def run() -> None:
+    """Console-script entry point: domain errors become one line and exit code 1."""
+    try:
+        app()
+    except UpbitpipeError as exc:
+        try:
+            fail(str(exc))
+        except typer.Exit as done:
+            raise SystemExit(done.exit_code) from None

@@ -1,0 +1,499 @@
+"""The one typed configuration of upbitpipe.
+
+Sources, highest first: CLI flags -> environment ``UPBITPIPE_<SECTION>__<KEY>`` -> YAML file
+(``--config``, ``$UPBITPIPE_CONFIG``, ``./upbitpipe.yaml``, user config dir) -> defaults.
+
+Every section is its own model with ``extra="forbid"`` so a typo in a key is an error, not a
+silent default. Secrets are ``SecretStr``: they print as ``**********`` and are only revealed
+where a client needs them (:func:`reveal`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from platformdirs import user_cache_dir, user_config_dir, user_data_dir
+from pydantic import (
+    AnyHttpUrl,
+    AnyUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+
+from upbitpipe.errors import ConfigError
+
+APP_NAME = "upbitpipe"
+ENV_PREFIX = "UPBITPIPE_"
+ENV_CONFIG_FILE = "UPBITPIPE_CONFIG"
+
+MARKET_RE = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{1,20}$")
+MARKET_SELECTORS = ("all", "all-krw", "all-btc", "all-usdt")
+EVENT_TYPES = ("ticker", "trade", "orderbook")
+SINK_NAMES = ("lake", "kafka", "archive")
+
+EventType = Literal["ticker", "trade", "orderbook"]
+SinkName = Literal["lake", "kafka", "archive"]
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_cache_dir() -> Path:
+    return Path(user_cache_dir(APP_NAME, appauthor=False))
+
+
+def _split_csv(value: Any) -> Any:
+    """Accept ``"a,b"`` as well as ``["a", "b"]`` (env vars and CLI flags are strings)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class UpbitSettings(Section):
+    """Where the exchange (or ``upbitpipe replay serve``) is, and its limits."""
+
+    websocket_url: AnyUrl = AnyUrl("wss://api.upbit.com/websocket/v1")
+    rest_url: AnyHttpUrl = AnyHttpUrl("https://api.upbit.com")
+    format: Literal["DEFAULT", "SIMPLE"] = "SIMPLE"
+    orderbook_depth: Literal[1, 5, 15, 30] = 30
+    codes_per_connection: int = Field(default=50, ge=1, le=500)
+    connect_per_second: float = Field(default=5.0, gt=0)
+    subscribe_per_second: float = Field(default=5.0, gt=0)
+    rest_per_second: float = Field(default=10.0, gt=0)
+    ping_interval_seconds: float = Field(default=10.0, gt=0)
+    silence_timeout_seconds: float = Field(default=30.0, gt=0)
+    request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("websocket_url")
+    @classmethod
+    def _ws_scheme(cls, value: AnyUrl) -> AnyUrl:
+        if value.scheme not in ("ws", "wss"):
+            msg = f"must start with ws:// or wss://, got {value.scheme}://"
+            raise ValueError(msg)
+        return value
+
+
+class CollectorSettings(Section):
+    """What to collect, where to, and how hard to try."""
+
+    markets: CsvList = Field(default_factory=lambda: ["KRW-BTC"])
+    types: Annotated[list[EventType], NoDecode] = Field(
+        default_factory=lambda: list[EventType](["ticker", "trade", "orderbook"])
+    )
+    sinks: Annotated[list[SinkName], NoDecode] = Field(
+        default_factory=lambda: list[SinkName](["lake"])
+    )
+    state_dir: Path = Field(default_factory=lambda: default_data_dir() / "collector")
+    archive_dir: Path | None = None
+    instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    backfill: bool = True
+    backfill_max_pages: int = Field(default=20, ge=0)
+    reconnect_initial_delay_seconds: float = Field(default=1.0, gt=0)
+    reconnect_max_delay_seconds: float = Field(default=60.0, gt=0)
+    queue_size: int = Field(default=100_000, ge=1)
+    dedup_window: int = Field(default=200_000, ge=1000)
+    shutdown_timeout_seconds: float = Field(default=15.0, gt=0)
+    status_interval_seconds: float = Field(default=2.0, gt=0)
+
+    _split = field_validator("markets", "types", "sinks", mode="before")(_split_csv)
+
+    @field_validator("markets")
+    @classmethod
+    def _markets_shape(cls, value: list[str]) -> list[str]:
+        if not value:
+            msg = "needs at least one market, e.g. KRW-BTC"
+            raise ValueError(msg)
+        out: list[str] = []
+        for raw in value:
+            code = raw.strip()
+            lowered = code.lower()
+            if lowered in MARKET_SELECTORS:
+                out.append(lowered)
+                continue
+            code = code.upper()
+            if not MARKET_RE.match(code):
+                msg = f"{raw!r} is not a market code like KRW-BTC (or one of {', '.join(MARKET_SELECTORS)})"
+                raise ValueError(msg)
+            out.append(code)
+        return list(dict.fromkeys(out))
+
+    @field_validator("types", "sinks")
+    @classmethod
+    def _non_empty_unique(cls, value: list[str]) -> list[str]:
+        if not value:
+            msg = "must name at least one"
+            raise ValueError(msg)
+        return list(dict.fromkeys(value))
+
+    @property
+    def effective_instance_id(self) -> str:
+        """``instance_id`` or, unset, host-pid (stamped on every event as ``_collector``)."""
+        return self.instance_id or f"{os.uname().nodename}-{os.getpid()}"
+
+    @property
+    def effective_archive_dir(self) -> Path:
+        return self.archive_dir or self.state_dir / "archive"
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: CsvList = Field(
+        default_factory=lambda: ["localhost:29092", "localhost:29093", "localhost:29094"]
+    )
+    topic_prefix: str = Field(default="upbit-", pattern=r"^[A-Za-z0-9._-]*$")
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=3, ge=1)
+    min_insync_replicas: int = Field(default=2, ge=1)
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "gzip"
+    linger_ms: int = Field(default=20, ge=0)
+    max_batch_bytes: int = Field(default=1_048_576, ge=1024)
+    request_timeout_ms: int = Field(default=30_000, ge=1000)
+    spool_max_bytes: int = Field(default=1_073_741_824, ge=1_048_576)
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    _split = field_validator("bootstrap_servers", mode="before")(_split_csv)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_port(cls, value: list[str]) -> list[str]:
+        if not value:
+            msg = "needs at least one host:port"
+            raise ValueError(msg)
+        for server in value:
+            host, sep, port = server.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                msg = f"{server!r} is not host:port"
+                raise ValueError(msg)
+        return value
+
+    def topic(self, event_type: str) -> str:
+        return f"{self.topic_prefix}{event_type}"
+
+
+class LakeSettings(Section):
+    warehouse: str = "./data/lake"
+    database: str = Field(default="upbit", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timezone: str = "UTC"
+    commit_rows: int = Field(default=5_000, ge=1)
+    commit_interval_seconds: float = Field(default=5.0, gt=0)
+    buckets: int = Field(default=2, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown time zone {value!r}"
+            raise ValueError(msg) from None
+        return value
+
+    @property
+    def is_s3(self) -> bool:
+        return self.warehouse.startswith(("s3://", "s3a://"))
+
+
+class S3Settings(Section):
+    endpoint: AnyHttpUrl = AnyHttpUrl("http://localhost:9000")
+    region: str = "us-east-1"
+    access_key: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    path_style: bool = True
+    warehouse_bucket: str = Field(
+        default="upbit-lake", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+    )
+    archive_bucket: str = Field(
+        default="upbit-archive", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+    )
+    versioning: bool = False
+    archive_expire_days: int | None = Field(default=None, ge=1)
+
+
+class FlinkSettings(Section):
+    rest_url: AnyHttpUrl = AnyHttpUrl("http://localhost:8081")
+    parallelism: int = Field(default=3, ge=1)
+    taskmanagers: int = Field(default=2, ge=1)
+    slots_per_taskmanager: int = Field(default=2, ge=1)
+    checkpoint_interval: str = Field(default="30 s", pattern=r"^\d+\s*(ms|s|min|h)$")
+    checkpoint_dir: str | None = None
+    restart_strategy: Literal["exponential-delay", "fixed-delay", "none"] = "exponential-delay"
+    watermark_delay_seconds: int = Field(default=5, ge=0)
+    consumer_group: str = "upbitpipe-flink"
+    sql_dir: Path | None = None
+
+
+class ClickHouseSettings(Section):
+    host: str = "localhost"
+    port: int = Field(default=9000, ge=1, le=65535)
+    user: str = "default"
+    password: SecretStr | None = None
+    database: str = Field(default="upbit", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    cluster: str = "upbit_cluster"
+    ttl_days: int = Field(default=7, ge=1)
+    consumer_group: str = "upbitpipe-clickhouse"
+    kafka_bootstrap_servers: Annotated[list[str], NoDecode] | None = None
+    secure: bool = False
+
+    _split = field_validator("kafka_bootstrap_servers", mode="before")(_split_csv)
+
+
+class GrafanaSettings(Section):
+    url: AnyHttpUrl = AnyHttpUrl("http://localhost:3000")
+    admin_user: str = "admin"
+    admin_password: SecretStr | None = None
+    refresh: str = "5s"
+
+
+class InfraSettings(Section):
+    runtime: Literal["native", "docker", "auto"] = "auto"
+    state_dir: Path = Field(default_factory=lambda: default_data_dir() / "infra")
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    kafka_brokers: int = Field(default=3, ge=1, le=9)
+    s3_nodes: Literal[1, 4] = 1
+    bind_host: str = "127.0.0.1"
+    start_timeout_seconds: float = Field(default=120.0, gt=0)
+
+
+class MetricsSettings(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_settings`, then pass sections down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    upbit: UpbitSettings = Field(default_factory=UpbitSettings)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    flink: FlinkSettings = Field(default_factory=FlinkSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+    infra: InfraSettings = Field(default_factory=InfraSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+
+SECTIONS: tuple[str, ...] = tuple(Settings.model_fields)
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Settings plus where each value came from (``config show`` prints both)."""
+
+    settings: Settings
+    sources: dict[str, str] = field(default_factory=dict)
+    config_file: Path | None = None
+
+    def source_of(self, dotted_key: str) -> str:
+        return self.sources.get(dotted_key, "default")
+
+
+def reveal(secret: SecretStr | None) -> str | None:
+    """The plain value of a secret, for handing to a client library - never for printing."""
+    return secret.get_secret_value() if secret is not None else None
+
+
+def find_config_file(explicit: Path | None, env: Mapping[str, str]) -> Path | None:
+    """The YAML file to read: ``--config`` > ``$UPBITPIPE_CONFIG`` > ./upbitpipe.yaml > user dir."""
+    if explicit is not None:
+        if not explicit.is_file():
+            msg = f"config file {explicit} does not exist"
+            raise ConfigError(msg)
+        return explicit
+    from_env = env.get(ENV_CONFIG_FILE)
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            msg = f"config file {path} (from ${ENV_CONFIG_FILE}) does not exist"
+            raise ConfigError(msg)
+        return path
+    for candidate in (Path("upbitpipe.yaml"), Path(user_config_dir(APP_NAME)) / "upbitpipe.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        msg = f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        raise ConfigError(msg) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        msg = f"{path}: top level must be a mapping of sections ({', '.join(SECTIONS)})"
+        raise ConfigError(msg)
+    return data
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
+    """Environment values as nested dicts, parsed by pydantic-settings' own env source."""
+    source = EnvSettingsSource(
+        Settings,
+        case_sensitive=False,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+    )
+    # EnvSettingsSource reads os.environ; give it the mapping we were handed instead.
+    source.env_vars = {k.lower(): v for k, v in env.items()}
+    layer = source()
+    unknown = sorted(
+        k
+        for k in env
+        if k.upper().startswith(ENV_PREFIX)
+        and k.upper() != ENV_CONFIG_FILE
+        and k.upper()[len(ENV_PREFIX) :].split("__", 1)[0].lower() not in SECTIONS
+    )
+    if unknown:
+        msg = f"{unknown[0]}: unknown environment setting (sections: {', '.join(SECTIONS)})"
+        raise ConfigError(msg)
+    return layer
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and not prefix:
+            out.update(_flatten(value, f"{dotted}."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        section, _, key = dotted.partition(".")
+        if not key:
+            msg = f"{dotted}: use SECTION.KEY, e.g. collector.markets"
+            raise ConfigError(msg)
+        nested.setdefault(section, {})[key] = value
+    return nested
+
+
+def describe_validation_error(exc: ValidationError, sources: Mapping[str, str]) -> str:
+    """One line naming the key, what is wrong, and where the bad value came from."""
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"] if not isinstance(part, int)]
+    key = ".".join(loc) or "config"
+    reason = err["msg"]
+    if reason.startswith("Value error, "):
+        reason = reason[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        reason = "unknown key (check the spelling; `upbitpipe config show` lists every key)"
+    elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+        shown = err["input"]
+        if not any(secret in key for secret in ("password", "secret", "key")):
+            reason = f"{reason} (got {shown!r})"
+    origin = sources.get(key, "")
+    where = f" [from {origin}]" if origin and origin != "default" else ""
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{key}: {reason}{where}{more}"
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> LoadedSettings:
+    """Build the effective settings from all sources.
+
+    ``overrides`` are CLI flags as dotted keys (``{"collector.markets": "KRW-BTC"}``); ``None``
+    values mean "flag not given". Raises :class:`ConfigError` with one readable line.
+    """
+    environ = os.environ if env is None else env
+    path = find_config_file(config_file, environ)
+    yaml_layer = _read_yaml(path) if path else {}
+    for section, body in yaml_layer.items():
+        if section not in SECTIONS:
+            msg = f"{section}: unknown section in {path} (sections: {', '.join(SECTIONS)})"
+            raise ConfigError(msg)
+        if body is not None and not isinstance(body, Mapping):
+            msg = f"{section}: must be a mapping of keys in {path}"
+            raise ConfigError(msg)
+    yaml_layer = {k: v for k, v in yaml_layer.items() if v is not None}
+    env_layer = _env_layer(environ)
+    cli_flat = {k: v for k, v in (overrides or {}).items() if v is not None}
+    cli_layer = _nest(cli_flat)
+
+    sources: dict[str, str] = {}
+    for key in _flatten(yaml_layer):
+        sources[key] = f"file {path}"
+    for key in _flatten(env_layer):
+        section, _, name = key.partition(".")
+        sources[key] = f"env {ENV_PREFIX}{section.upper()}__{name.upper()}"
+    for key in cli_flat:
+        sources[key] = "flag"
+
+    merged = _deep_merge(_deep_merge(yaml_layer, env_layer), cli_layer)
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, sources)) from None
+    return LoadedSettings(settings=settings, sources=sources, config_file=path)
+
+
+def redacted_items(loaded: LoadedSettings) -> list[tuple[str, str, str]]:
+    """(dotted key, printable value, source) for every setting, secrets masked."""
+    rows: list[tuple[str, str, str]] = []
+    for section in SECTIONS:
+        model: BaseModel = getattr(loaded.settings, section)
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, SecretStr):
+                shown = "**********"
+            elif value is None:
+                shown = "-"
+            elif isinstance(value, list):
+                shown = ",".join(str(v) for v in value)
+            else:
+                shown = str(value)
+            key = f"{section}.{name}"
+            rows.append((key, shown, loaded.source_of(key)))
+    return rows

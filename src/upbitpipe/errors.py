@@ -1,0 +1,27 @@
+"""Domain exceptions. The core raises these; only the CLI turns them into exit codes."""
+
+from __future__ import annotations
+
+
+class UpbitpipeError(Exception):
+    """Base of every error a user can act on; its message is one readable line."""
+
+
+class ConfigError(UpbitpipeError):
+    """A setting is missing or has a bad value."""
+
+
+class ServiceUnavailableError(UpbitpipeError):
+    """A service (Kafka, S3, Flink, ClickHouse, the exchange) cannot be reached."""
+
+
+class AuthError(UpbitpipeError):
+    """Credentials were refused."""
+
+
+class UnknownMarketError(UpbitpipeError):
+    """A market code that the exchange does not list."""
+
+
+class ArtifactError(UpbitpipeError):
+    """A pinned artifact could not be fetched or failed its checksum."""

@@ -1,0 +1,34 @@
+"""Shared fixtures: a clean environment and a fixed terminal for every test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """No UPBITPIPE_* from the developer's shell, no ./upbitpipe.yaml, fixed width output."""
+    for key in list(os.environ):
+        if key.startswith("UPBITPIPE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("NO_COLOR", "1")
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.chdir(home)
+    yield
+
+
+@pytest.fixture(scope="session")
+def artifact_cache() -> Path:
+    """Where pinned downloads (jars, binaries) live; shared across runs and with users."""
+    from upbitpipe.config import default_cache_dir
+
+    return Path(os.environ.get("UPBITPIPE_TEST_CACHE", default_cache_dir()))
