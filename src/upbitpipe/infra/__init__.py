@@ -1,0 +1,1 @@
+"""Local services: pinned artifacts, native process starters, docker compose."""

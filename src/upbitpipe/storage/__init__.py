@@ -1,0 +1,1 @@
+"""Object storage helpers: buckets on MinIO / any S3-compatible server."""
