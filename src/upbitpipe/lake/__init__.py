@@ -1,0 +1,1 @@
+"""The Paimon lake: table layout shared by the Flink jobs and the pypaimon sink."""
