@@ -1,0 +1,1 @@
+"""Upbit-compatible replay server, capture format, synthetic market."""

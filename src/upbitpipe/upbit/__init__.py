@@ -1,0 +1,1 @@
+"""Upbit wire protocol: request frames, DEFAULT/SIMPLE parsing, the REST client."""

@@ -1,0 +1,279 @@
+"""Parse Upbit WebSocket frames (DEFAULT or SIMPLE) into normalised events; build requests.
+
+This is the collector's hot path: one ``orjson.loads``, one dict comprehension for SIMPLE
+frames (an in-place rename for DEFAULT ones), a few required-field checks, no pydantic.
+``benchmarks/bench_parse.py`` measures it.
+
+A SIMPLE trade frame as Upbit sends it (binary WebSocket frame, UTF-8 JSON)::
+
+    {"ty":"trade","cd":"KRW-BTC","tms":1730336862082,"td":"2024-10-31","ttm":"01:07:42",
+     "ttms":1730336862047,"tp":100473000.0,"tv":0.00014208,"ab":"BID","pcp":100571000.0,
+     "c":"FALL","cp":98000.0,"sid":17303368620470000,"bap":100473000,"bas":0.43,
+     "bbp":100465000,"bbs":0.01,"st":"REALTIME"}
+
+becomes ``MarketEvent(type="trade", market="KRW-BTC", data={"type": "trade",
+"market": "KRW-BTC", "timestamp": 1730336862082, "trade_date": "2024-10-31", ...})``. The
+key maps live in :mod:`upbitpipe.upbit.fields`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from upbitpipe.upbit.fields import (
+    DEFAULT_ORDERBOOK_DEPTH,
+    EVENT_TYPES,
+    FORMATS,
+    ORDERBOOK_DEPTHS,
+    SIMPLE_TO_NORMAL,
+    TRADE_REQUIRED,
+    UNIT_SIMPLE,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "ErrorFrame",
+    "MalformedFrameError",
+    "MarketEvent",
+    "StatusFrame",
+    "parse_frame",
+    "subscribe_request",
+]
+
+_TICKER_MAP = SIMPLE_TO_NORMAL["ticker"]
+_TRADE_MAP = SIMPLE_TO_NORMAL["trade"]
+_ORDERBOOK_MAP = SIMPLE_TO_NORMAL["orderbook"]
+
+
+class MalformedFrameError(ValueError):
+    """A frame that is not a valid Upbit message; keeps the raw bytes for the dead letters."""
+
+    def __init__(self, reason: str, raw: bytes) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.raw = raw
+
+
+@dataclass(slots=True)
+class MarketEvent:
+    """One ticker/trade/orderbook message, normalised to DEFAULT names with ``market``."""
+
+    type: str
+    market: str
+    data: dict[str, Any]
+    raw: bytes
+
+    @property
+    def timestamp(self) -> int:
+        """Exchange message time, epoch ms."""
+        return int(self.data["timestamp"])
+
+    @property
+    def sequential_id(self) -> int | None:
+        """Trade identity (unique per market, not ordered); None for ticker/orderbook."""
+        value = self.data.get("sequential_id")
+        return None if value is None else int(value)
+
+    @property
+    def trade_timestamp(self) -> int | None:
+        value = self.data.get("trade_timestamp")
+        return None if value is None else int(value)
+
+    @property
+    def stream_type(self) -> str | None:
+        """``SNAPSHOT`` or ``REALTIME`` (None when the frame did not say)."""
+        value = self.data.get("stream_type")
+        return None if value is None else str(value)
+
+
+@dataclass(slots=True)
+class StatusFrame:
+    """``{"status":"UP"}``, the answer to a text ``PING``."""
+
+    status: str
+
+
+@dataclass(slots=True)
+class ErrorFrame:
+    """``{"error":{"name":"NO_TICKET","message":"..."}}`` sent by the exchange."""
+
+    name: str
+    message: str
+    raw: bytes
+
+
+def _as_bytes(raw: bytes | bytearray | memoryview | str) -> bytes:
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogatepass")
+    return bytes(raw)
+
+
+def parse_frame(raw: bytes | str) -> MarketEvent | StatusFrame | ErrorFrame:
+    """Parse one WebSocket frame (binary or text; DEFAULT or SIMPLE format).
+
+    Raises :class:`MalformedFrameError` for non-JSON, a non-object, an unknown type and
+    missing required fields (``code``, ``timestamp``; trades also ``sequential_id``,
+    ``trade_price``, ``trade_volume``, ``trade_timestamp``).
+    """
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        msg = f"not JSON: {exc}"
+        raise MalformedFrameError(msg, _as_bytes(raw)) from None
+    if type(obj) is not dict:
+        msg = f"expected a JSON object, got {type(obj).__name__}"
+        raise MalformedFrameError(msg, _as_bytes(raw))
+    fields: dict[str, Any] = obj
+    kind = fields.get("type")
+    if kind is not None:  # DEFAULT format: already the long names; rename code in place
+        if "code" not in obj:
+            msg = "missing field 'code'"
+            raise MalformedFrameError(msg, _as_bytes(raw))
+        obj["market"] = obj.pop("code")
+        data: dict[str, Any] = obj
+    else:
+        kind = obj.get("ty")
+        if kind == "trade":
+            data = {_TRADE_MAP.get(k, k): v for k, v in fields.items()}
+        elif kind == "ticker":
+            data = {_TICKER_MAP.get(k, k): v for k, v in fields.items()}
+        elif kind == "orderbook":
+            data = {_ORDERBOOK_MAP.get(k, k): v for k, v in fields.items()}
+            units = data.get("orderbook_units")
+            if type(units) is list:
+                data["orderbook_units"] = [_simple_unit(unit, raw) for unit in units]
+        elif kind is None:
+            return _control_frame(obj, raw)
+        else:
+            msg = f"unknown type {kind!r}"
+            raise MalformedFrameError(msg, _as_bytes(raw))
+        if "market" not in data:
+            msg = "missing field 'code'"
+            raise MalformedFrameError(msg, _as_bytes(raw))
+    return _finish(kind, data, raw)
+
+
+def _finish(kind: Any, data: dict[str, Any], raw: bytes | str) -> MarketEvent:
+    market = data["market"]
+    if type(market) is not str:
+        msg = "field 'code' is not a string"
+        raise MalformedFrameError(msg, _as_bytes(raw))
+    if "timestamp" not in data:
+        msg = "missing field 'timestamp'"
+        raise MalformedFrameError(msg, _as_bytes(raw))
+    if kind == "trade":
+        for name in TRADE_REQUIRED:
+            if data.get(name) is None:
+                msg = f"trade without {name!r}"
+                raise MalformedFrameError(msg, _as_bytes(raw))
+    elif kind == "orderbook":
+        _derive_book(data, raw)
+    elif kind != "ticker":
+        msg = f"unknown type {kind!r}"
+        raise MalformedFrameError(msg, _as_bytes(raw))
+    return MarketEvent(kind, market, data, _as_bytes(raw))
+
+
+def _simple_unit(unit: Any, raw: bytes | str) -> dict[str, Any]:
+    if type(unit) is not dict:
+        msg = "orderbook unit is not an object"
+        raise MalformedFrameError(msg, _as_bytes(raw))
+    fields: dict[str, Any] = unit
+    return {UNIT_SIMPLE.get(k, k): v for k, v in fields.items()}
+
+
+def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
+    """Add best prices, spread and totals (totals only if the frame lacks them)."""
+    units = data.get("orderbook_units")
+    if type(units) is not list:
+        msg = "orderbook without 'orderbook_units' list"
+        raise MalformedFrameError(msg, _as_bytes(raw))
+    try:
+        if units:
+            best = units[0]
+            ask = best["ask_price"]
+            bid = best["bid_price"]
+            data["best_ask_price"] = ask
+            data["best_bid_price"] = bid
+            data["spread"] = round(ask - bid, 10)
+        else:
+            data["best_ask_price"] = data["best_bid_price"] = data["spread"] = None
+        if data.get("total_ask_size") is None:
+            data["total_ask_size"] = sum(unit["ask_size"] for unit in units)
+        if data.get("total_bid_size") is None:
+            data["total_bid_size"] = sum(unit["bid_size"] for unit in units)
+    except (KeyError, TypeError) as exc:
+        msg = f"bad orderbook unit: {exc!r}"
+        raise MalformedFrameError(msg, _as_bytes(raw)) from None
+
+
+def _control_frame(obj: dict[str, Any], raw: bytes | str) -> StatusFrame | ErrorFrame:
+    if "status" in obj:
+        return StatusFrame(str(obj["status"]))
+    error = obj.get("error")
+    if error is not None:
+        if isinstance(error, dict):
+            return ErrorFrame(
+                str(error.get("name", "UNKNOWN")), str(error.get("message", "")), _as_bytes(raw)
+            )
+        return ErrorFrame(str(error), "", _as_bytes(raw))
+    msg = "no 'type'/'ty', 'status' or 'error' field"
+    raise MalformedFrameError(msg, _as_bytes(raw))
+
+
+def orderbook_code(code: str, depth: int) -> str:
+    """``KRW-BTC`` with depth 15 -> ``KRW-BTC.15``; depth 30 (Upbit's default) stays bare."""
+    if depth not in ORDERBOOK_DEPTHS:
+        msg = f"orderbook depth must be one of {ORDERBOOK_DEPTHS}, got {depth}"
+        raise ValueError(msg)
+    return code if depth == DEFAULT_ORDERBOOK_DEPTH else f"{code}.{depth}"
+
+
+def subscribe_request(
+    ticket: str,
+    types: Sequence[str],
+    codes: Sequence[str],
+    *,
+    fmt: str = "SIMPLE",
+    orderbook_depth: int = 30,
+    only_realtime: bool = False,
+    only_snapshot: bool = False,
+) -> str:
+    """The JSON text of one subscribe request: ``[{ticket}, {type, codes, ...}..., {format}]``.
+
+    >>> subscribe_request("t1", ["trade"], ["KRW-BTC"], only_realtime=True)
+    '[{"ticket":"t1"},{"type":"trade","codes":["KRW-BTC"],"is_only_realtime":true},{"format":"SIMPLE"}]'
+    """
+    if not ticket:
+        msg = "ticket must not be empty"
+        raise ValueError(msg)
+    if fmt not in FORMATS:
+        msg = f"format must be one of {FORMATS}, got {fmt!r}"
+        raise ValueError(msg)
+    if only_realtime and only_snapshot:
+        msg = "only_realtime and only_snapshot exclude each other"
+        raise ValueError(msg)
+    upper = [code.upper() for code in codes]
+    request: list[dict[str, Any]] = [{"ticket": ticket}]
+    for kind in types:
+        if kind not in EVENT_TYPES:
+            msg = f"unknown type {kind!r}; use one of {EVENT_TYPES}"
+            raise ValueError(msg)
+        item: dict[str, Any] = {"type": kind}
+        if kind == "orderbook":
+            item["codes"] = [orderbook_code(code, orderbook_depth) for code in upper]
+        else:
+            item["codes"] = upper
+        if only_realtime:
+            item["is_only_realtime"] = True
+        if only_snapshot:
+            item["is_only_snapshot"] = True
+        request.append(item)
+    request.append({"format": fmt})
+    return orjson.dumps(request).decode()

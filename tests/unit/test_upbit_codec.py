@@ -1,0 +1,140 @@
+"""Parser and request-builder tests on real-shaped frames (tests/data/upbit_*_frames.jsonl)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from upbitpipe.upbit.codec import (
+    ErrorFrame,
+    MalformedFrameError,
+    MarketEvent,
+    StatusFrame,
+    parse_frame,
+    subscribe_request,
+)
+from upbitpipe.upbit.fields import SIMPLE_TO_DEFAULT, UNIT_SIMPLE
+
+DATA = Path(__file__).parent.parent / "data"
+DEFAULT_NAMES = {long for table in SIMPLE_TO_DEFAULT.values() for long in table.values()}
+DEFAULT_NAMES |= {"market", "best_ask_price", "best_bid_price", "spread"}
+
+
+def _frames(name: str) -> list[bytes]:
+    return [line for line in (DATA / name).read_bytes().splitlines() if line.strip()]
+
+
+def _events(name: str) -> list[MarketEvent]:
+    events = [parse_frame(raw) for raw in _frames(name)]
+    assert all(isinstance(event, MarketEvent) for event in events)
+    return events  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("name", ["upbit_default_frames.jsonl", "upbit_simple_frames.jsonl"])
+def test_both_formats_give_default_names(name: str) -> None:
+    ticker, trade, book = _events(name)
+    assert [e.type for e in (ticker, trade, book)] == ["ticker", "trade", "orderbook"]
+    for event in (ticker, trade, book):
+        assert event.market == "KRW-BTC" == event.data["market"]
+        assert "code" not in event.data and "cd" not in event.data
+        assert set(event.data) <= DEFAULT_NAMES, set(event.data) - DEFAULT_NAMES
+    assert trade.sequential_id == 1676965262139000
+    assert trade.data["trade_date"] == "2023-02-21"
+    assert trade.data["ask_bid"] == "ASK"
+    assert ticker.data["trade_date"] == "20230221"
+    assert book.data["best_ask_price"] == 32288000.0
+    assert book.data["best_bid_price"] == 32287000.0
+    assert book.data["spread"] == 1000.0
+    assert book.data["total_ask_size"] == 4.79158413
+    assert set(book.data["orderbook_units"][0]) == set(UNIT_SIMPLE.values())
+    assert book.stream_type == "SNAPSHOT"
+
+
+def test_simple_and_default_agree_field_by_field() -> None:
+    defaults = _events("upbit_default_frames.jsonl")
+    simples = _events("upbit_simple_frames.jsonl")
+    for default, simple in zip(defaults, simples, strict=True):
+        for key, value in default.data.items():
+            assert simple.data[key] == value, key
+
+
+def test_raw_bytes_are_kept_and_text_frames_accepted() -> None:
+    raw = _frames("upbit_simple_frames.jsonl")[1]
+    event = parse_frame(raw.decode())
+    assert isinstance(event, MarketEvent)
+    assert event.raw == raw
+
+
+def test_book_totals_derived_when_absent() -> None:
+    frame = b'{"ty":"orderbook","cd":"KRW-ETH","tms":1,"obu":[{"ap":2.0,"bp":1.0,"as":3.0,"bs":4.0},{"ap":3.0,"bp":0.5,"as":1.0,"bs":1.0}]}'
+    event = parse_frame(frame)
+    assert isinstance(event, MarketEvent)
+    assert event.data["total_ask_size"] == 4.0
+    assert event.data["total_bid_size"] == 5.0
+    assert event.data["spread"] == 1.0
+
+
+def test_status_and_error_frames() -> None:
+    status, no_ticket, invalid = (parse_frame(raw) for raw in _frames("upbit_control_frames.jsonl"))
+    assert status == StatusFrame("UP")
+    assert isinstance(no_ticket, ErrorFrame) and no_ticket.name == "NO_TICKET"
+    assert isinstance(invalid, ErrorFrame) and invalid.name == "INVALID_PARAM"
+    assert invalid.message.startswith("codes")
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (b'{"ty":"trade","cd":', "not JSON"),
+        (b"\x00\xff garbage", "not JSON"),
+        (b"[1,2]", "expected a JSON object"),
+        (b'{"ty":"candle.1s","cd":"KRW-BTC","tms":1}', "unknown type"),
+        (b'{"type":"myOrder","code":"KRW-BTC","timestamp":1}', "unknown type"),
+        (b'{"ty":"ticker","tms":1}', "missing field 'code'"),
+        (b'{"type":"ticker","timestamp":1}', "missing field 'code'"),
+        (b'{"ty":"ticker","cd":"KRW-BTC"}', "missing field 'timestamp'"),
+        (b'{"ty":"trade","cd":"KRW-BTC","tms":1,"tp":1.0,"tv":1.0,"ttms":1}', "sequential_id"),
+        (b'{"ty":"orderbook","cd":"KRW-BTC","tms":1}', "orderbook_units"),
+        (b'{"ty":"orderbook","cd":"KRW-BTC","tms":1,"obu":[{"ap":1}]}', "bad orderbook unit"),
+        (b'{"hello":"world"}', "no 'type'"),
+    ],
+)
+def test_malformed_frames(frame: bytes, reason: str) -> None:
+    with pytest.raises(MalformedFrameError) as info:
+        parse_frame(frame)
+    assert reason in info.value.reason
+    assert info.value.raw == frame
+
+
+def test_subscribe_request_shape() -> None:
+    text = subscribe_request(
+        "abc", ["ticker", "orderbook"], ["krw-btc", "KRW-ETH"], orderbook_depth=15, fmt="DEFAULT"
+    )
+    assert orjson.loads(text) == [
+        {"ticket": "abc"},
+        {"type": "ticker", "codes": ["KRW-BTC", "KRW-ETH"]},
+        {"type": "orderbook", "codes": ["KRW-BTC.15", "KRW-ETH.15"]},
+        {"format": "DEFAULT"},
+    ]
+    snap = orjson.loads(subscribe_request("t", ["trade"], ["KRW-BTC"], only_snapshot=True))
+    assert snap[1]["is_only_snapshot"] is True and snap[2] == {"format": "SIMPLE"}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"orderbook_depth": 7},
+        {"fmt": "XML"},
+        {"only_realtime": True, "only_snapshot": True},
+    ],
+)
+def test_subscribe_request_rejects_bad_options(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"depth|format|exclude"):
+        subscribe_request("t", ["orderbook"], ["KRW-BTC"], **kwargs)  # type: ignore[arg-type]
+
+
+def test_subscribe_request_rejects_unknown_type() -> None:
+    with pytest.raises(ValueError, match="unknown type"):
+        subscribe_request("t", ["candle"], ["KRW-BTC"])
