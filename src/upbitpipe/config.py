@@ -162,7 +162,7 @@ class KafkaSettings(Section):
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=3, ge=1)
     min_insync_replicas: int = Field(default=2, ge=1)
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "gzip"
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     linger_ms: int = Field(default=20, ge=0)
     max_batch_bytes: int = Field(default=1_048_576, ge=1024)
     request_timeout_ms: int = Field(default=30_000, ge=1000)

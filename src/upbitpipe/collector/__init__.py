@@ -1,0 +1,1 @@
+"""Moving events from Upbit to the sinks: connections, sharding, backfill, deduplication."""

@@ -1,0 +1,164 @@
+"""One WebSocket connection to Upbit for a shard of markets, kept alive forever.
+
+Loop: wait for a connect slot (rate limit) -> connect -> subscribe -> read frames until the
+socket closes, goes silent past the watchdog, or we are told to stop -> back off (exponential,
+full jitter, capped) -> again. Backoff resets once a subscription has produced data. Every
+frame goes to ``on_frame`` untouched; after a reconnect ``on_reconnect`` is awaited so the
+service can backfill what was missed while the socket was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from upbitpipe.collector.backoff import Backoff
+from upbitpipe.collector.ratelimit import RateLimiter
+from upbitpipe.config import UpbitSettings
+from upbitpipe.upbit.codec import subscribe_request
+
+log = logging.getLogger(__name__)
+
+FrameHandler = Callable[[bytes, int], Awaitable[None]]
+ReconnectHandler = Callable[["ConnectionState", float], Awaitable[None]]
+
+
+@dataclass
+class ConnectionState:
+    """What ``stats`` shows per connection."""
+
+    shard: int
+    markets: list[str]
+    connected: bool = False
+    connects: int = 0
+    disconnects: int = 0
+    frames: int = 0
+    last_frame_at: float = 0.0
+    last_error: str = ""
+    down_since: float = field(default_factory=time.time)
+
+
+class UpbitConnection:
+    def __init__(
+        self,
+        shard: int,
+        markets: Sequence[str],
+        types: Sequence[str],
+        settings: UpbitSettings,
+        connect_limiter: RateLimiter,
+        on_frame: FrameHandler,
+        on_reconnect: ReconnectHandler,
+        *,
+        backoff: Backoff,
+    ) -> None:
+        self.state = ConnectionState(shard=shard, markets=list(markets))
+        self.types = list(types)
+        self.settings = settings
+        self.connect_limiter = connect_limiter
+        self.on_frame = on_frame
+        self.on_reconnect = on_reconnect
+        self.backoff = backoff
+        self._ws: ClientConnection | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect and read until ``stop`` is set; never raises for network trouble."""
+        first = True
+        while not stop.is_set():
+            await self.connect_limiter.acquire()
+            try:
+                await self._session(stop, reconnected=not first)
+            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                self.state.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "shard %d: connection lost: %s", self.state.shard, self.state.last_error
+                )
+            finally:
+                if self.state.connected:
+                    self.state.disconnects += 1
+                    self.state.down_since = time.time()
+                self.state.connected = False
+                self._ws = None
+            first = False
+            if stop.is_set():
+                break
+            delay = self.backoff.next_delay()
+            log.info("shard %d: reconnecting in %.1fs", self.state.shard, delay)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+
+    async def _session(self, stop: asyncio.Event, *, reconnected: bool) -> None:
+        url = str(self.settings.websocket_url)
+        async with connect(
+            url,
+            open_timeout=self.settings.request_timeout_seconds,
+            ping_interval=None,  # Upbit keepalive is the text PING below
+            max_size=2**22,
+            max_queue=4096,
+            compression=None,
+        ) as ws:
+            self._ws = ws
+            request = subscribe_request(
+                f"upbitpipe-{uuid.uuid4().hex[:12]}",
+                self.types,
+                self.state.markets,
+                fmt=self.settings.format,
+                orderbook_depth=self.settings.orderbook_depth,
+            )
+            await ws.send(request)
+            self.state.connected = True
+            self.state.connects += 1
+            outage = time.time() - self.state.down_since
+            log.info("shard %d: subscribed %d markets", self.state.shard, len(self.state.markets))
+            if reconnected:
+                await self.on_reconnect(self.state, outage)
+            await self._read(ws, stop)
+
+    async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> None:
+        """Read until the socket closes (``close()`` on stop) or stays silent too long."""
+        silence = self.settings.silence_timeout_seconds
+        keepalive = asyncio.create_task(self._keepalive(ws), name=f"ping-{self.state.shard}")
+        got_data = False
+        try:
+            while not stop.is_set():
+                try:
+                    async with asyncio.timeout(silence):
+                        frame = await ws.recv()
+                except TimeoutError:
+                    msg = f"no frame for {silence:.0f}s (watchdog)"
+                    raise TimeoutError(msg) from None
+                except websockets.ConnectionClosedOK:
+                    if stop.is_set():
+                        return
+                    raise
+                raw = frame.encode() if isinstance(frame, str) else frame
+                received_ms = int(time.time() * 1000)
+                self.state.frames += 1
+                self.state.last_frame_at = received_ms / 1000
+                if not got_data:
+                    got_data = True
+                    self.backoff.reset()
+                await self.on_frame(raw, received_ms)
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
+
+    async def _keepalive(self, ws: ClientConnection) -> None:
+        """Upbit closes sockets idle for 120 s; a text PING is answered with {"status":"UP"}."""
+        with contextlib.suppress(websockets.WebSocketException):
+            while True:
+                await asyncio.sleep(self.settings.ping_interval_seconds)
+                await ws.send("PING")

@@ -1,0 +1,268 @@
+"""The collector service: connections in, deduplicated events out to every sink.
+
+Frame path (hot): raw bytes -> ``parse_frame`` -> dedup -> data-contract record -> each
+sink's queue. Bad frames and exchange error messages go to the dead-letter box with their
+raw bytes; nothing stops the loop for one bad message. After a reconnect, trades missed
+during the outage are fetched from REST and pass through the same dedup, so each trade is
+emitted exactly once whichever path brought it first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from upbitpipe.collector.backoff import Backoff
+from upbitpipe.collector.connection import ConnectionState, UpbitConnection
+from upbitpipe.collector.dedup import Deduplicator, event_key
+from upbitpipe.collector.ratelimit import RateLimiter
+from upbitpipe.collector.sink_runner import SinkRunner
+from upbitpipe.collector.status import CollectorCounters
+from upbitpipe.config import Settings
+from upbitpipe.sinks.base import SOURCE_BACKFILL, SOURCE_WEBSOCKET, Sink, SinkEvent
+from upbitpipe.sinks.deadletter import DeadLetterBox
+from upbitpipe.upbit.codec import (
+    ErrorFrame,
+    MalformedFrameError,
+    MarketEvent,
+    StatusFrame,
+    parse_frame,
+)
+from upbitpipe.upbit.rest import UpbitRestClient
+
+log = logging.getLogger(__name__)
+
+BACKFILL_MARGIN_MS = 2_000
+
+
+@dataclass
+class CollectorPlan:
+    markets: list[str]
+    types: list[str]
+    shards: list[list[str]]
+
+
+class CollectorService:
+    def __init__(
+        self,
+        settings: Settings,
+        plan: CollectorPlan,
+        sinks: Sequence[Sink],
+        rest: UpbitRestClient,
+        dead_letters: DeadLetterBox,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.rest = rest
+        self.dead_letters = dead_letters
+        self.counters = CollectorCounters()
+        self.instance_id = settings.collector.effective_instance_id
+        self.dedup = Deduplicator(settings.collector.dedup_window)
+        self._rng = rng or random.Random()
+        lake_interval = settings.lake.commit_interval_seconds
+        self.runners = [
+            SinkRunner(
+                sink,
+                queue_size=settings.collector.queue_size,
+                flush_interval=lake_interval if sink.name == "lake" else 1.0,
+            )
+            for sink in sinks
+        ]
+        connect_limiter = RateLimiter(settings.upbit.connect_per_second)
+        cfg = settings.collector
+        self.connections = [
+            UpbitConnection(
+                index,
+                markets,
+                plan.types,
+                settings.upbit,
+                connect_limiter,
+                self.on_frame,
+                self.on_reconnect,
+                backoff=Backoff(
+                    cfg.reconnect_initial_delay_seconds,
+                    cfg.reconnect_max_delay_seconds,
+                    rng=self._rng,
+                ),
+            )
+            for index, markets in enumerate(plan.shards)
+        ]
+        self._last_trade_ms: dict[str, int] = {}
+        self._backfills: set[asyncio.Task[None]] = set()
+        self._emit_lock = asyncio.Lock()
+
+    # -- frames ----------------------------------------------------------------------
+
+    async def on_frame(self, raw: bytes, received_ms: int) -> None:
+        self.counters.frames += 1
+        try:
+            parsed = parse_frame(raw)
+        except MalformedFrameError as exc:
+            await self.dead_letters.put("malformed", exc.reason, raw)
+            return
+        if isinstance(parsed, MarketEvent):
+            await self._emit(
+                parsed.type, parsed.market, parsed.data, parsed.raw, received_ms, SOURCE_WEBSOCKET
+            )
+        elif isinstance(parsed, StatusFrame):
+            self.counters.status_frames += 1
+        elif isinstance(parsed, ErrorFrame):
+            await self.dead_letters.put("exchange_error", f"{parsed.name}: {parsed.message}", raw)
+
+    async def _emit(
+        self,
+        event_type: str,
+        market: str,
+        data: dict[str, Any],
+        raw: bytes,
+        received_ms: int,
+        source: str,
+    ) -> None:
+        if not self.dedup.first_time(event_key(event_type, market, data)):
+            self.counters.duplicates += 1
+            return
+        if event_type == "trade":
+            ts = data.get("trade_timestamp")
+            if isinstance(ts, int) and ts > self._last_trade_ms.get(market, 0):
+                self._last_trade_ms[market] = ts
+        record = dict(data)
+        record["_ingested_at"] = received_ms
+        record["_source"] = source
+        record["_collector"] = self.instance_id
+        event = SinkEvent(type=event_type, market=market, record=record, raw=raw)
+        self.counters.events[event_type] += 1
+        self.counters.last_event_ms = received_ms
+        for runner in self.runners:
+            await runner.put(event)
+
+    # -- backfill --------------------------------------------------------------------
+
+    async def on_reconnect(self, state: ConnectionState, outage_seconds: float) -> None:
+        if "trade" not in self.plan.types or not self.settings.collector.backfill:
+            return
+        for market in state.markets:
+            since = self._last_trade_ms.get(market)
+            if since is None:
+                continue
+            task = asyncio.create_task(
+                self._backfill(market, since - BACKFILL_MARGIN_MS), name=f"backfill-{market}"
+            )
+            self._backfills.add(task)
+            task.add_done_callback(self._backfills.discard)
+
+    async def _backfill(self, market: str, since_ms: int) -> None:
+        recovered = 0
+        try:
+            pages = self.rest.iter_recent_trades(
+                market,
+                stop_before_ms=since_ms,
+                max_pages=self.settings.collector.backfill_max_pages,
+            )
+            async for page in pages:
+                for trade in page:
+                    if trade.get("trade_timestamp", 0) < since_ms:
+                        continue
+                    before = self.counters.events["trade"]
+                    await self._emit(
+                        "trade",
+                        market,
+                        trade,
+                        rebuild_frame(trade),
+                        int(time.time() * 1000),
+                        SOURCE_BACKFILL,
+                    )
+                    recovered += self.counters.events["trade"] - before
+        except Exception as exc:  # a failed backfill must not kill the collector
+            log.error("backfill %s failed: %s", market, exc)
+            await self.dead_letters.put("backfill_failed", f"{market} since {since_ms}: {exc}", b"")
+            return
+        self.counters.backfilled[market] += recovered
+        log.info("backfill %s: %d missed trades recovered", market, recovered)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start sinks and connections; on ``stop``, close sockets, drain and flush sinks."""
+        started: list[SinkRunner] = []
+        try:
+            for runner in self.runners:
+                await runner.start()
+                started.append(runner)
+            tasks = [
+                asyncio.create_task(conn.run(stop), name=f"conn-{conn.state.shard}")
+                for conn in self.connections
+            ]
+            await stop.wait()
+            for conn in self.connections:
+                await conn.close()
+            timeout = self.settings.collector.shutdown_timeout_seconds
+            _, pending = await asyncio.wait(tasks, timeout=timeout / 3)
+            for task in pending:
+                task.cancel()
+            for task in list(self._backfills):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, *self._backfills, return_exceptions=True)
+        finally:
+            timeout = self.settings.collector.shutdown_timeout_seconds
+            for runner in started:
+                await runner.stop(timeout=timeout / max(1, len(started)))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything `stats` and Prometheus show, as plain JSON-able values."""
+        c = self.counters
+        return {
+            "instance_id": self.instance_id,
+            "pid": __import__("os").getpid(),
+            "updated_at": time.time(),
+            "started_at": c.started_at,
+            "markets": self.plan.markets,
+            "types": self.plan.types,
+            "frames": c.frames,
+            "events": dict(c.events),
+            "duplicates": c.duplicates,
+            "status_frames": c.status_frames,
+            "backfilled": dict(c.backfilled),
+            "last_event_ms": c.last_event_ms,
+            "dead_letters": dict(self.dead_letters.counts),
+            "connections": [
+                {
+                    "shard": conn.state.shard,
+                    "markets": len(conn.state.markets),
+                    "connected": conn.state.connected,
+                    "connects": conn.state.connects,
+                    "disconnects": conn.state.disconnects,
+                    "frames": conn.state.frames,
+                    "last_frame_at": conn.state.last_frame_at,
+                    "last_error": conn.state.last_error,
+                }
+                for conn in self.connections
+            ],
+            "sinks": {
+                r.sink.name: {
+                    **r.sink.stats(),
+                    "queued": r.queue.qsize(),
+                    "written": r.written,
+                    "write_errors": r.write_errors,
+                }
+                for r in self.runners
+            },
+        }
+
+
+def rebuild_frame(trade: dict[str, Any]) -> bytes:
+    """A DEFAULT-format trade frame for a REST-backfilled trade (archive and replay input)."""
+    frame = {"type": "trade", "code": trade["market"]}
+    frame.update((k, v) for k, v in trade.items() if k != "market" and not k.startswith("_"))
+    frame["stream_type"] = "BACKFILL"
+    return orjson.dumps(frame)

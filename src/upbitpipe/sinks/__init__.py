@@ -1,0 +1,1 @@
+"""Destinations for collected events: kafka, lake (Paimon), archive (raw JSONL), dead letters."""

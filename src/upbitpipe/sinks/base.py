@@ -1,0 +1,58 @@
+"""The one interface every sink implements, and the record it receives."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+SOURCE_WEBSOCKET = "upbit_websocket"
+SOURCE_BACKFILL = "upbit_rest_backfill"
+
+
+@dataclass(slots=True)
+class SinkEvent:
+    """One deduplicated event on its way to the sinks.
+
+    ``record`` is the data-contract object (DEFAULT field names, ``market``, ``_ingested_at``,
+    ``_source``, ``_collector``); ``raw`` is the frame as received from the exchange (for
+    REST-backfilled trades, a DEFAULT-format frame rebuilt from the record).
+    """
+
+    type: str
+    market: str
+    record: dict[str, Any]
+    raw: bytes
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """A destination. The collector service drives it from one writer task, so a sink's
+    methods are never called concurrently with each other.
+
+    Contract:
+    - ``open()`` is awaited once before the first ``write``. It may raise
+      ``ServiceUnavailableError`` only for configuration problems that retrying cannot fix;
+      a destination that is merely down must be handled inside the sink (spool, retry).
+    - ``write(events)`` takes ownership of the batch, in arrival order. It must not drop an
+      event silently: either the event is delivered/buffered, or it is counted in
+      ``stats()`` under a failure key and logged. It may block (backpressure).
+    - ``flush()`` makes everything written so far durable at the destination (or in the
+      sink's own on-disk spool) before returning.
+    - ``close()`` is awaited once at shutdown after a final ``flush()``; it is also awaited
+      after a failed ``open()``, so it must tolerate a half-opened sink.
+    - ``stats()`` returns cheap counters (ints/floats/strings) for the status file and
+      ``upbitpipe stats``; it never blocks.
+    """
+
+    name: str
+
+    async def open(self) -> None: ...
+
+    async def write(self, events: Sequence[SinkEvent]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
