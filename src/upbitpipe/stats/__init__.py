@@ -1,0 +1,1 @@
+"""Pipeline health in one screen: gather figures from each part, then render them."""

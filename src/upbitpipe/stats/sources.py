@@ -1,0 +1,274 @@
+"""Stats sources: each asks one part of the pipeline for its figures.
+
+Contract of a source: ``gather(settings)`` returns a :class:`Section` and never raises - a part
+that is not running or not configured is reported as ``state="down"`` or ``"skipped"`` with a
+one-line ``detail``. Every network call has a short timeout so `stats` answers in seconds.
+Sources are plain functions (blocking is fine: `stats` runs them in worker threads).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from upbitpipe.collector.status import STATUS_FILE, read_status
+from upbitpipe.config import Settings, reveal
+
+TIMEOUT = 2.0
+
+
+@dataclass
+class Section:
+    name: str
+    state: str  # ok | down | skipped | stale
+    detail: str = ""
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+StatsSource = Callable[[Settings], Section]
+
+
+def collector_section(settings: Settings) -> Section:
+    path = settings.collector.state_dir / STATUS_FILE
+    snap = read_status(path)
+    if snap is None:
+        return Section(
+            "collector", "skipped", f"no status file at {path} (collector never ran here)"
+        )
+    age = time.time() - float(snap.get("updated_at", 0))
+    running = not snap.get("stopped") and age < max(
+        10.0, 5 * settings.collector.status_interval_seconds
+    )
+    elapsed = max(1e-9, float(snap.get("updated_at", 0)) - float(snap.get("started_at", 0)))
+    rows = [
+        {"what": f"events {t}", "value": n, "rate_per_s": round(n / elapsed, 1)}
+        for t, n in sorted(snap.get("events", {}).items())
+    ]
+    rows.append({"what": "duplicates dropped", "value": snap.get("duplicates", 0)})
+    rows.append({"what": "backfilled trades", "value": sum(snap.get("backfilled", {}).values())})
+    rows.append({"what": "dead letters", "value": sum(snap.get("dead_letters", {}).values())})
+    for conn in snap.get("connections", []):
+        state = "up" if conn.get("connected") else "down"
+        rows.append(
+            {
+                "what": f"connection {conn['shard']} ({conn['markets']} markets)",
+                "value": state,
+                "detail": f"disconnects={conn['disconnects']} {conn.get('last_error', '')}".strip(),
+            }
+        )
+    for sink, counters in snap.get("sinks", {}).items():
+        shown = ", ".join(f"{k}={v}" for k, v in counters.items() if v not in ("", None))
+        rows.append({"what": f"sink {sink}", "value": counters.get("written", 0), "detail": shown})
+    state = "ok" if running else ("stopped" if snap.get("stopped") else "stale")
+    detail = f"pid {snap.get('pid')}, status {age:.0f}s old, {len(snap.get('markets', []))} markets"
+    return Section("collector", state, detail, rows)
+
+
+def lake_section(settings: Settings) -> Section:
+    if not settings.lake.is_s3 and not Path(settings.lake.warehouse).expanduser().exists():
+        return Section("lake", "skipped", f"no lake at {settings.lake.warehouse} yet")
+    try:
+        from upbitpipe.lake.tables import LAKE_TABLES
+        from upbitpipe.sinks.lake import open_catalog
+
+        catalog = open_catalog(settings)
+        rows: list[dict[str, Any]] = []
+        for name in LAKE_TABLES:
+            try:
+                table = catalog.get_table(f"{settings.lake.database}.{name}")
+            except Exception:
+                rows.append({"what": name, "value": "missing"})
+                continue
+            snapshot = table.snapshot_manager().get_latest_snapshot()
+            if snapshot is None:
+                rows.append({"what": name, "value": 0, "detail": "no snapshot yet"})
+                continue
+            rows.append(
+                {
+                    "what": name,
+                    "value": getattr(snapshot, "total_record_count", None),
+                    "detail": f"snapshot {snapshot.id}, committed {_ago(snapshot.time_millis / 1000)}",
+                }
+            )
+    except Exception as exc:
+        return Section("lake", "down", f"{settings.lake.warehouse}: {type(exc).__name__}: {exc}")
+    return Section(
+        "lake",
+        "ok",
+        f"{settings.lake.warehouse} (rows = records in latest snapshot, before merge)",
+        rows,
+    )
+
+
+def kafka_section(settings: Settings) -> Section:
+    import asyncio
+
+    try:
+        rows = asyncio.run(asyncio.wait_for(_kafka_rows(settings), timeout=3 * TIMEOUT))
+    except Exception as exc:
+        return Section(
+            "kafka",
+            "down",
+            f"{','.join(settings.kafka.bootstrap_servers)}: {type(exc).__name__}",
+        )
+    return Section("kafka", "ok", ",".join(settings.kafka.bootstrap_servers), rows)
+
+
+async def _kafka_rows(settings: Settings) -> list[dict[str, Any]]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    servers = settings.kafka.bootstrap_servers
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, request_timeout_ms=int(TIMEOUT * 1000))
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=int(TIMEOUT * 1000))
+    try:
+        await consumer.start()
+        await admin.start()
+        rows: list[dict[str, Any]] = []
+        groups = [settings.flink.consumer_group, settings.clickhouse.consumer_group]
+        committed: dict[str, dict[TopicPartition, int]] = {}
+        for group in groups:
+            try:
+                offsets = await admin.list_consumer_group_offsets(group)
+                committed[group] = {tp: meta.offset for tp, meta in offsets.items()}
+            except Exception:
+                committed[group] = {}
+        for event_type in ("ticker", "trade", "orderbook"):
+            topic = settings.kafka.topic(event_type)
+            parts = consumer.partitions_for_topic(topic)
+            if parts is None:
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                rows.append({"what": topic, "value": "missing"})
+                continue
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                lags = [
+                    f"{g} lag={ends[tp] - committed[g][tp]}" for g in groups if tp in committed[g]
+                ]
+                rows.append(
+                    {
+                        "what": f"{topic}[{tp.partition}]",
+                        "value": ends[tp],
+                        "detail": "; ".join(lags),
+                    }
+                )
+        return rows
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def flink_section(settings: Settings) -> Section:
+    import httpx
+
+    base = str(settings.flink.rest_url).rstrip("/")
+    try:
+        with httpx.Client(timeout=TIMEOUT) as client:
+            jobs = client.get(f"{base}/jobs/overview").json().get("jobs", [])
+            rows: list[dict[str, Any]] = []
+            for job in jobs:
+                checkpoints = client.get(f"{base}/jobs/{job['jid']}/checkpoints").json()
+                counts = checkpoints.get("counts", {})
+                latest = (checkpoints.get("latest") or {}).get("completed") or {}
+                rows.append(
+                    {
+                        "what": f"{job['name'][:40]} ({job['jid'][:8]})",
+                        "value": job["state"],
+                        "detail": f"checkpoints ok={counts.get('completed', 0)} failed={counts.get('failed', 0)}"
+                        + (
+                            f", last {_ago(latest['latest_ack_timestamp'] / 1000)}"
+                            if latest.get("latest_ack_timestamp")
+                            else ""
+                        ),
+                    }
+                )
+    except Exception as exc:
+        return Section("flink", "down", f"{base}: {type(exc).__name__}")
+    return Section("flink", "ok", base, rows)
+
+
+def clickhouse_section(settings: Settings) -> Section:
+    ch = settings.clickhouse
+    try:
+        from clickhouse_driver import Client
+
+        client = Client(
+            host=ch.host,
+            port=ch.port,
+            user=ch.user,
+            password=reveal(ch.password) or "",
+            connect_timeout=TIMEOUT,
+            send_receive_timeout=TIMEOUT,
+            secure=ch.secure,
+        )
+        rows: list[dict[str, Any]] = []
+        for table in ("trade", "ticker", "orderbook"):
+            count, newest = client.execute(
+                f"SELECT count(), max(_ingested_at) FROM {ch.database}.{table}"  # noqa: S608
+            )[0]
+            rows.append(
+                {
+                    "what": table,
+                    "value": count,
+                    "detail": f"newest ingest {_ago(newest / 1000) if newest else '-'}",
+                }
+            )
+        client.disconnect()
+    except Exception as exc:
+        return Section("clickhouse", "down", f"{ch.host}:{ch.port}: {type(exc).__name__}")
+    return Section("clickhouse", "ok", f"{ch.host}:{ch.port}", rows)
+
+
+def s3_section(settings: Settings) -> Section:
+    s3 = settings.s3
+    if s3.access_key is None or s3.secret_key is None:
+        return Section("s3", "skipped", "no s3.access_key / s3.secret_key configured")
+    try:
+        import urllib3
+        from minio import Minio
+
+        endpoint = str(s3.endpoint).rstrip("/")
+        http = urllib3.PoolManager(timeout=TIMEOUT, retries=False)
+        client = Minio(
+            endpoint.split("://", 1)[1],
+            access_key=reveal(s3.access_key),
+            secret_key=reveal(s3.secret_key),
+            secure=endpoint.startswith("https"),
+            region=s3.region,
+            http_client=http,
+        )
+        rows: list[dict[str, Any]] = []
+        for bucket in (s3.warehouse_bucket, s3.archive_bucket):
+            if not client.bucket_exists(bucket):
+                rows.append({"what": bucket, "value": "missing"})
+                continue
+            size = count = 0
+            for obj in client.list_objects(bucket, recursive=True):
+                size += obj.size or 0
+                count += 1
+            rows.append(
+                {"what": bucket, "value": f"{size / 1e6:.1f} MB", "detail": f"{count} objects"}
+            )
+    except Exception as exc:
+        return Section("s3", "down", f"{s3.endpoint}: {type(exc).__name__}")
+    return Section("s3", "ok", str(s3.endpoint), rows)
+
+
+def _ago(epoch_seconds: float) -> str:
+    return f"{max(0.0, time.time() - epoch_seconds):.0f}s ago"
+
+
+ALL_SOURCES: dict[str, StatsSource] = {
+    "collector": collector_section,
+    "lake": lake_section,
+    "kafka": kafka_section,
+    "flink": flink_section,
+    "clickhouse": clickhouse_section,
+    "s3": s3_section,
+}
