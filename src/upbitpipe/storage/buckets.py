@@ -1,0 +1,144 @@
+"""Create the lake and archive buckets (plus versioning / lifecycle) idempotently.
+
+Works against any S3-compatible server through the ``minio`` client (path-style, plain HTTP
+or TLS by the endpoint's scheme). Failures become one line: refused credentials raise
+:class:`AuthError`, an endpoint that does not answer raises :class:`ServiceUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import urllib3
+from minio import Minio
+from minio.commonconfig import ENABLED, Filter
+from minio.error import S3Error
+from minio.lifecycleconfig import Expiration, LifecycleConfig, Rule
+from minio.versioningconfig import VersioningConfig
+
+from upbitpipe.config import S3Settings
+from upbitpipe.errors import AuthError, ServiceUnavailableError, UpbitpipeError
+
+T = TypeVar("T")
+AUTH_CODES = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken"}
+)
+EXPIRE_RULE_ID = "upbitpipe-archive-expiry"
+
+
+@dataclass(frozen=True)
+class BucketResult:
+    """What ``buckets init`` did for one bucket."""
+
+    name: str
+    created: bool
+    versioning: bool
+    expire_days: int | None
+
+
+def make_client(
+    endpoint: str, access_key: str, secret_key: str, region: str, *, timeout: float = 10.0
+) -> Minio:
+    """A minio client with bounded connect/read timeouts and one retry (no long hangs)."""
+    url = urlsplit(endpoint)
+    if not url.hostname:
+        msg = f"s3.endpoint {endpoint!r} has no host"
+        raise UpbitpipeError(msg)
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+        retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504)),
+    )
+    return Minio(
+        url.netloc,
+        access_key=access_key,
+        secret_key=secret_key,
+        secure=url.scheme == "https",
+        region=region,
+        http_client=http,
+    )
+
+
+def _call(endpoint: str, what: str, fn: Callable[[], T]) -> T:
+    """Run one S3 call, mapping client errors to one-line domain errors."""
+    try:
+        return fn()
+    except S3Error as exc:
+        if exc.code in AUTH_CODES:
+            msg = f"s3 at {endpoint} refused the credentials ({exc.code}) while trying to {what}; check s3.access_key / s3.secret_key"
+            raise AuthError(msg) from None
+        msg = f"s3 at {endpoint}: {what} failed ({exc.code}: {exc.message})"
+        raise UpbitpipeError(msg) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        msg = f"s3 at {endpoint} is not reachable ({type(reason).__name__}); is the server up? (`upbitpipe infra up s3`)"
+        raise ServiceUnavailableError(msg) from None
+
+
+def _lifecycle(days: int) -> LifecycleConfig:
+    rule = Rule(
+        ENABLED,
+        rule_filter=Filter(prefix=""),
+        rule_id=EXPIRE_RULE_ID,
+        expiration=Expiration(days=days),
+    )
+    return LifecycleConfig([rule])
+
+
+def ensure_bucket(
+    client: Minio,
+    endpoint: str,
+    name: str,
+    *,
+    region: str,
+    versioning: bool,
+    expire_days: int | None = None,
+) -> BucketResult:
+    """Create ``name`` if missing; turn versioning on when asked; set the expiry rule."""
+    exists = _call(endpoint, f"check bucket {name}", lambda: client.bucket_exists(name))
+    if not exists:
+        try:
+            _call(endpoint, f"create bucket {name}", lambda: client.make_bucket(name, region))
+        except UpbitpipeError as exc:  # a concurrent `buckets init` won the race
+            if "BucketAlreadyOwnedByYou" not in str(exc):
+                raise
+    if versioning:
+        current: Any = _call(
+            endpoint, f"read versioning of {name}", lambda: client.get_bucket_versioning(name)
+        )
+        if current.status != ENABLED:
+            _call(
+                endpoint,
+                f"enable versioning on {name}",
+                lambda: client.set_bucket_versioning(name, VersioningConfig(ENABLED)),
+            )
+    if expire_days is not None:
+        _call(
+            endpoint,
+            f"set the lifecycle of {name}",
+            lambda: client.set_bucket_lifecycle(name, _lifecycle(expire_days)),
+        )
+    return BucketResult(name, not exists, versioning, expire_days)
+
+
+def init_buckets(
+    s3: S3Settings, access_key: str, secret_key: str, *, timeout: float = 10.0
+) -> list[BucketResult]:
+    """``s3.warehouse_bucket`` and ``s3.archive_bucket`` (expiring after ``archive_expire_days``)."""
+    endpoint = str(s3.endpoint).rstrip("/")
+    client = make_client(endpoint, access_key, secret_key, s3.region, timeout=timeout)
+    return [
+        ensure_bucket(
+            client, endpoint, s3.warehouse_bucket, region=s3.region, versioning=s3.versioning
+        ),
+        ensure_bucket(
+            client,
+            endpoint,
+            s3.archive_bucket,
+            region=s3.region,
+            versioning=s3.versioning,
+            expire_days=s3.archive_expire_days,
+        ),
+    ]
