@@ -1,0 +1,291 @@
+"""A seeded synthetic KRW market: prices on Upbit's tick grid, a 30-level book, trades.
+
+Every trade is followed by the ticker it produces (as on Upbit), trades hit the current best
+ask (``BID``, a buyer took liquidity) or best bid (``ASK``), and the book and ticker always
+agree with the last trade. ``sequential_id`` is ``trade_ms * 1000 + k`` where ``k`` walks
+0..999 in a scrambled order within each millisecond: unique per market, not in order.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+from upbitpipe.replay.frames import WireEvent
+
+# (lower bound, tick) for KRW markets, highest first (Upbit KRW tick table, 2024).
+KRW_TICKS: tuple[tuple[float, float], ...] = (
+    (2_000_000, 1000),
+    (1_000_000, 500),
+    (500_000, 100),
+    (100_000, 50),
+    (10_000, 10),
+    (1_000, 1),
+    (100, 0.1),
+    (10, 0.01),
+    (1, 0.001),
+    (0.1, 0.0001),
+    (0, 0.00001),
+)
+
+KNOWN_MARKETS: dict[str, tuple[float, str, str]] = {
+    "KRW-BTC": (140_000_000, "비트코인", "Bitcoin"),
+    "KRW-ETH": (5_000_000, "이더리움", "Ethereum"),
+    "KRW-XRP": (3_200, "리플", "XRP"),
+    "KRW-SOL": (250_000, "솔라나", "Solana"),
+    "KRW-DOGE": (520, "도지코인", "Dogecoin"),
+    "KRW-ADA": (1_100, "에이다", "Cardano"),
+    "KRW-USDT": (1_400, "테더", "Tether"),
+}
+
+BOOK_LEVELS = 30
+_SID_STEP = 617  # coprime with 1000: k = n * 617 % 1000 is a permutation of 0..999
+
+
+def tick_size(price: float) -> float:
+    for bound, tick in KRW_TICKS:
+        if price >= bound:
+            return tick
+    return KRW_TICKS[-1][1]
+
+
+def _decimals(tick: float) -> int:
+    return max(0, -math.floor(math.log10(tick) + 1e-9))
+
+
+def snap(price: float) -> float:
+    """Round a price onto the tick grid (and strip float noise)."""
+    tick = tick_size(price)
+    return round(round(price / tick) * tick, _decimals(tick))
+
+
+def market_names(market: str) -> tuple[str, str]:
+    known = KNOWN_MARKETS.get(market)
+    if known:
+        return known[1], known[2]
+    base = market.split("-", 1)[-1]
+    return base, base
+
+
+class MarketState:
+    """One market's book, day statistics and trade id sequence."""
+
+    def __init__(self, market: str, seed: int, now_ms: int) -> None:
+        self.market = market
+        self.rng = random.Random(seed * 1_000_003 + zlib.crc32(market.encode()))
+        rng = self.rng
+        base = KNOWN_MARKETS.get(market, (10 ** rng.uniform(1, 5), "", ""))[0]
+        self.bid = snap(base * rng.uniform(0.97, 1.03))
+        self.prev_close = snap(self.bid * rng.uniform(0.97, 1.03))
+        self.open = self.prev_close
+        self.high = max(self.open, self.bid)
+        self.low = min(self.open, self.bid)
+        self.acc_volume = self.acc_price = self.acc_ask = self.acc_bid = 0.0
+        self.h52 = snap(max(self.high, base) * 1.6)
+        self.l52 = snap(min(self.low, base) * 0.55)
+        self.ask_sizes = [self._level_size() for _ in range(BOOK_LEVELS)]
+        self.bid_sizes = [self._level_size() for _ in range(BOOK_LEVELS)]
+        self.last_trade: WireEvent | None = None
+        self.last_ticker: WireEvent | None = None
+        self.last_book: WireEvent | None = None
+        self._sid_ms = 0
+        self._sid_n = 0
+        self._clock_second = -1
+        self._date = self._time = self._tdate = self._ttime = ""
+        self._median_notional = 200_000.0 if base > 100 else 50_000.0
+        self.book(now_ms)
+
+    def _level_size(self) -> float:
+        notional = math.exp(self.rng.gauss(math.log(2_000_000), 1.2))
+        return round(notional / self.bid, 8)
+
+    @property
+    def ask(self) -> float:
+        return snap(self.bid + tick_size(self.bid))
+
+    def _clock(self, ms: int) -> None:
+        second = ms // 1000
+        if second != self._clock_second:
+            self._clock_second = second
+            moment = datetime.fromtimestamp(second, tz=UTC)
+            self._date, self._time = f"{moment:%Y-%m-%d}", f"{moment:%H:%M:%S}"
+            self._tdate, self._ttime = f"{moment:%Y%m%d}", f"{moment:%H%M%S}"
+
+    def _next_sid(self, ms: int) -> int:
+        if ms > self._sid_ms:
+            self._sid_ms, self._sid_n = ms, 0
+        elif self._sid_n >= 1000:
+            self._sid_ms, self._sid_n = self._sid_ms + 1, 0
+        sid = self._sid_ms * 1000 + (self._sid_n * _SID_STEP) % 1000
+        self._sid_n += 1
+        return sid
+
+    def _move(self) -> None:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.15:
+            drift = 1 if self.bid < self.open else -1  # weak pull towards the open
+            step = drift if rng.random() < 0.55 else -drift
+            self.bid = max(snap(self.bid + step * tick_size(self.bid)), tick_size(self.bid))
+        for sizes in (self.ask_sizes, self.bid_sizes):
+            sizes[rng.randrange(BOOK_LEVELS)] = self._level_size()
+
+    def trade(self, now_ms: int) -> tuple[WireEvent, WireEvent]:
+        """One trade and the ticker it produces."""
+        self._move()
+        rng = self.rng
+        self._clock(now_ms)
+        buyer_takes = rng.random() < 0.5
+        ask, bid = self.ask, self.bid
+        price = ask if buyer_takes else bid
+        volume = round(math.exp(rng.gauss(math.log(self._median_notional), 1.5)) / price, 8)
+        volume = max(volume, 1e-8)
+        ask_bid = "BID" if buyer_takes else "ASK"
+        prev = self.prev_close
+        change = "RISE" if price > prev else "FALL" if price < prev else "EVEN"
+        change_price = round(abs(price - prev), 8)
+        sid = self._next_sid(now_ms)
+        trade_wire: dict[str, Any] = {
+            "type": "trade",
+            "code": self.market,
+            "timestamp": now_ms,
+            "trade_date": self._date,
+            "trade_time": self._time,
+            "trade_timestamp": now_ms,
+            "trade_price": price,
+            "trade_volume": volume,
+            "ask_bid": ask_bid,
+            "prev_closing_price": prev,
+            "change": change,
+            "change_price": change_price,
+            "sequential_id": sid,
+            "best_ask_price": ask,
+            "best_ask_size": self.ask_sizes[0],
+            "best_bid_price": bid,
+            "best_bid_size": self.bid_sizes[0],
+            "stream_type": "REALTIME",
+        }
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.acc_volume += volume
+        self.acc_price += volume * price
+        if buyer_takes:
+            self.acc_bid += volume
+        else:
+            self.acc_ask += volume
+        trade = WireEvent("trade", self.market, trade_wire)
+        ticker = self._ticker(now_ms, trade_wire)
+        self.last_trade, self.last_ticker = trade, ticker
+        return trade, ticker
+
+    def _ticker(self, now_ms: int, trade: dict[str, Any]) -> WireEvent:
+        price, prev = trade["trade_price"], self.prev_close
+        signed = round(price - prev, 8)
+        rate = round(signed / prev, 10) if prev else 0.0
+        wire: dict[str, Any] = {
+            "type": "ticker",
+            "code": self.market,
+            "opening_price": self.open,
+            "high_price": self.high,
+            "low_price": self.low,
+            "trade_price": price,
+            "prev_closing_price": prev,
+            "change": trade["change"],
+            "change_price": abs(signed),
+            "signed_change_price": signed,
+            "change_rate": abs(rate),
+            "signed_change_rate": rate,
+            "trade_volume": trade["trade_volume"],
+            "acc_trade_volume": round(self.acc_volume, 8),
+            "acc_trade_volume_24h": round(self.acc_volume * 2.1, 8),
+            "acc_trade_price": round(self.acc_price, 8),
+            "acc_trade_price_24h": round(self.acc_price * 2.1, 8),
+            "trade_date": self._tdate,
+            "trade_time": self._ttime,
+            "trade_timestamp": trade["trade_timestamp"],
+            "ask_bid": trade["ask_bid"],
+            "acc_ask_volume": round(self.acc_ask, 8),
+            "acc_bid_volume": round(self.acc_bid, 8),
+            "highest_52_week_price": self.h52,
+            "highest_52_week_date": "2024-03-14",
+            "lowest_52_week_price": self.l52,
+            "lowest_52_week_date": "2023-09-11",
+            "trade_status": None,
+            "market_state": "ACTIVE",
+            "market_state_for_ios": None,
+            "is_trading_suspended": False,
+            "delisting_date": None,
+            "market_warning": "NONE",
+            "timestamp": now_ms,
+            "stream_type": "REALTIME",
+        }
+        return WireEvent("ticker", self.market, wire)
+
+    def book(self, now_ms: int) -> WireEvent:
+        """A full 30-level orderbook snapshot of the current state."""
+        self._move()
+        bid = self.bid
+        tick = tick_size(bid)
+        digits = _decimals(tick)
+        ask0 = self.ask
+        units = [
+            {
+                "ask_price": round(ask0 + i * tick, digits),
+                "bid_price": max(round(bid - i * tick, digits), tick),
+                "ask_size": self.ask_sizes[i],
+                "bid_size": self.bid_sizes[i],
+            }
+            for i in range(BOOK_LEVELS)
+        ]
+        wire: dict[str, Any] = {
+            "type": "orderbook",
+            "code": self.market,
+            "timestamp": now_ms,
+            "total_ask_size": round(sum(self.ask_sizes), 8),
+            "total_bid_size": round(sum(self.bid_sizes), 8),
+            "orderbook_units": units,
+            "level": 0,
+            "stream_type": "REALTIME",
+        }
+        event = WireEvent("orderbook", self.market, wire)
+        self.last_book = event
+        return event
+
+
+class SyntheticMarket:
+    """All markets together; :meth:`generate` yields about ``n`` messages in a seeded mix."""
+
+    def __init__(self, markets: list[str], seed: int, now_ms: int, orderbook_share: float) -> None:
+        self.states = {m: MarketState(m, seed, now_ms) for m in markets}
+        self._order = list(self.states.values())
+        self._rng = random.Random(seed)
+        # A trade step yields 2 messages (trade + ticker), a book step 1: pick the step odds
+        # so that orderbooks are ``orderbook_share`` of the messages.
+        share = orderbook_share
+        self._p_book = 2 * share / (1 + share) if share < 1 else 1.0
+
+    def generate(self, n: int, now_ms: int) -> list[WireEvent]:
+        out: list[WireEvent] = []
+        rng = self._rng
+        order = self._order
+        count = len(order)
+        while len(out) < n:
+            state = order[rng.randrange(count)] if count > 1 else order[0]
+            if rng.random() < self._p_book:
+                out.append(state.book(now_ms))
+            else:
+                out.extend(state.trade(now_ms))
+        return out
+
+    def latest(self, market: str, kind: str) -> WireEvent | None:
+        state = self.states.get(market)
+        if state is None:
+            return None
+        if kind == "trade":
+            return state.last_trade
+        if kind == "ticker":
+            return state.last_ticker
+        return state.last_book

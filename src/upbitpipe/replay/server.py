@@ -1,0 +1,332 @@
+"""An Upbit-compatible WebSocket + REST server on one port, for tests, demos and benchmarks.
+
+WebSocket at ``/websocket/v1`` (binary frames; text ``PING`` -> ``{"status":"UP"}``; error
+frames for bad requests; idle close), REST under ``/v1/`` consistent with what was streamed
+(see :mod:`upbitpipe.replay.rest_api`). Usage::
+
+    async with ReplayServer(ReplayOptions(markets=["KRW-BTC"], rate=200)) as server:
+        ...  # point upbit.websocket_url at server.ws_url, upbit.rest_url at server.rest_url
+
+or, from synchronous code, ``server.start_in_thread()`` / ``server.stop_thread()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import Counter
+from types import TracebackType
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from upbitpipe.errors import ServiceUnavailableError
+from upbitpipe.replay.frames import STATUS_UP, WireEvent, error_frame
+from upbitpipe.replay.limits import KeyedLimits
+from upbitpipe.replay.market import SyntheticMarket
+from upbitpipe.replay.options import ReplayOptions
+from upbitpipe.replay.rest_api import RestApi, json_response
+from upbitpipe.replay.session import ClientSession, ReplayConnection
+from upbitpipe.replay.sources import run_capture, run_synthetic, wall_ms
+from upbitpipe.replay.subscription import RequestError, parse_request
+from upbitpipe.replay.tradebook import TradeStore
+
+log = logging.getLogger(__name__)
+WS_PATH = "/websocket/v1"
+
+_ws_log = logging.getLogger("upbitpipe.replay.websockets")
+_ws_log.setLevel(logging.WARNING)  # websockets logs every REST answer as a rejected handshake
+
+
+class ReplayServer:
+    """See the module docstring; construct, then ``start()`` (or ``async with``)."""
+
+    def __init__(self, options: ReplayOptions | None = None) -> None:
+        self.options = options or ReplayOptions()
+        self.options.validate()
+        self.stats: Counter[str] = Counter()
+        self.trades = TradeStore(self.options.trades_kept)
+        self.sessions: set[ClientSession] = set()
+        self._latest: dict[tuple[str, str], WireEvent] = {}
+        self._markets: list[str] = list(self.options.markets)
+        self._rest = RestApi(self)
+        self._connects = KeyedLimits(self.options.connect_per_second)
+        self._server: Server | None = None
+        self._source: asyncio.Task[None] | None = None
+        self._port = 0
+        self._session_seq = 0
+        self._started_at = 0.0
+        self._thread: threading.Thread | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+
+    # --- addresses ----------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self._url_host}:{self._port}{WS_PATH}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self._url_host}:{self._port}"
+
+    @property
+    def _url_host(self) -> str:
+        host = self.options.host
+        if host in ("0.0.0.0", ""):
+            return "127.0.0.1"
+        return f"[{host}]" if ":" in host else host
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        options = self.options
+        try:
+            self._server = await serve(
+                self._handle_ws,
+                options.host,
+                options.port,
+                process_request=self._process_request,
+                create_connection=ReplayConnection,
+                compression="deflate" if options.compression else None,
+                ping_interval=None,  # Upbit does not ping clients; clients keep themselves alive
+                write_limit=2**20,
+                max_size=2**16,
+                logger=_ws_log,
+            )
+        except OSError as exc:
+            msg = f"replay server cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
+            raise ServiceUnavailableError(msg) from None
+        self._port = self._server.sockets[0].getsockname()[1]
+        self._started_at = time.monotonic()
+        self._source = asyncio.get_running_loop().create_task(self._run_source())
+        log.info("replay server listening on %s and %s", self.ws_url, self.rest_url)
+
+    async def stop(self) -> None:
+        if self._source is not None:
+            self._source.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._source
+            self._source = None
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            self._server = None
+
+    async def __aenter__(self) -> ReplayServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def start_in_thread(self, timeout: float = 10.0) -> None:
+        """Run the server on its own event loop in a daemon thread (for sync tests/benchmarks)."""
+        if self._thread is not None:
+            return
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def main() -> None:
+            loop = asyncio.new_event_loop()
+            self._thread_loop = loop
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # reported to the caller below
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.stop())
+                loop.close()
+
+        self._thread = threading.Thread(target=main, name="replay-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            msg = f"replay server did not start within {timeout}s"
+            raise ServiceUnavailableError(msg)
+        if failure:
+            self._thread = None
+            raise failure[0]
+
+    def stop_thread(self, timeout: float = 10.0) -> None:
+        thread, loop = self._thread, self._thread_loop
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        self._thread = None
+        self._thread_loop = None
+
+    def call_in_loop(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` on the server's thread loop (thread mode) or right away."""
+        loop = self._thread_loop
+        if loop is not None:
+            loop.call_soon_threadsafe(fn, *args)
+        else:
+            fn(*args)
+
+    # --- sources and fan-out ------------------------------------------------------------
+    async def _run_source(self) -> None:
+        options = self.options
+        try:
+            if options.capture is not None:
+                await run_capture(
+                    options.capture,
+                    speed=options.speed,
+                    rate=options.rate,
+                    loop=options.loop_capture,
+                    dispatch=self.dispatch,
+                    on_skip=self._count_skip,
+                )
+            else:
+                market = SyntheticMarket(
+                    options.markets, options.seed, wall_ms(), options.orderbook_share
+                )
+                await run_synthetic(market, options.rate, self.dispatch, self._backlog)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("replay source failed")
+            raise
+
+    def _count_skip(self) -> None:
+        self.stats["capture_frames_skipped"] += 1
+
+    def _backlog(self) -> int | None:
+        listening = [len(s.queue) for s in self.sessions if s.routes]
+        return max(listening) if listening else None
+
+    def dispatch(self, events: list[WireEvent]) -> None:
+        """Record events (trades for REST, latest for snapshots) and queue them to clients."""
+        latest = self._latest
+        trades = 0
+        for event in events:
+            if event.key not in latest and event.market not in self._markets:
+                self._markets.append(event.market)
+            latest[event.key] = event
+            if event.is_trade:
+                self.trades.add(event.wire)
+                trades += 1
+        self.stats["messages_generated"] += len(events)
+        self.stats["trades_generated"] += trades
+        for session in self.sessions:
+            if session.routes:
+                session.offer(events)
+
+    def latest(self, kind: str, market: str) -> WireEvent | None:
+        return self._latest.get((kind, market))
+
+    def market_codes(self) -> list[str]:
+        return self._markets
+
+    def generated_trades(self, market: str) -> list[dict[str, Any]]:
+        """Every kept trade of ``market``, oldest first, in the collector's trade shape."""
+        return self.trades.normalised(market)
+
+    def drop_connections(self) -> int:
+        """Cut every open WebSocket connection (a network failure); returns how many."""
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.drop()
+        return len(sessions)
+
+    def inject_rest_errors(self, count: int, status: int = 429) -> None:
+        """Answer the next ``count`` ``/v1`` requests with ``status``."""
+        self._rest.error_budget = count
+        self._rest.error_status = status
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.stats)
+        data["connections_open"] = len(self.sessions)
+        data["uptime_seconds"] = round(time.monotonic() - self._started_at, 3)
+        data["markets"] = list(self._markets)
+        data["trades_kept"] = {m: self.trades.count(m) for m in self.trades.markets()}
+        return data
+
+    # --- HTTP and WebSocket -------------------------------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        client = str((connection.remote_address or ("?",))[0])
+        path = request.path.partition("?")[0].rstrip("/")
+        if path == WS_PATH:
+            allowed, _ = self._connects.take(client)
+            if not allowed:
+                self.stats["connections_rejected"] += 1
+                return json_response(
+                    429,
+                    {"error": {"name": "too_many_requests", "message": "Too many connections."}},
+                )
+            return None
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return json_response(404, {"error": {"name": "not_found", "message": "use " + WS_PATH}})
+        return self._rest.handle(client, request)
+
+    async def _handle_ws(self, ws: ServerConnection) -> None:
+        self._session_seq += 1
+        session = ClientSession(ws, self.options, self.stats, self.options.seed + self._session_seq)
+        self.sessions.add(session)
+        self.stats["connections_total"] += 1
+        loop = asyncio.get_running_loop()
+        tasks = [
+            loop.create_task(session.run_sender()),
+            loop.create_task(session.watch_idle()),
+        ]
+        timer = None
+        if self.options.drop_after_seconds:
+            timer = loop.call_later(self.options.drop_after_seconds, session.drop)
+        try:
+            async for message in ws:
+                if message in ("PING", b"PING"):
+                    self.stats["pings"] += 1
+                    session.send_control(STATUS_UP)
+                    continue
+                self._on_request(session, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.sessions.discard(session)
+            if timer is not None:
+                timer.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _on_request(self, session: ClientSession, message: str | bytes) -> None:
+        if not session.allow_request():
+            self.stats["requests_rate_limited"] += 1
+            session.send_control(error_frame("TOO_MANY_REQUEST", "too many subscribe requests"))
+            return
+        try:
+            subscription = parse_request(message)
+        except RequestError as exc:
+            self.stats["request_errors"] += 1
+            session.send_control(error_frame(exc.name, exc.message))
+            return
+        self.stats["subscriptions"] += 1
+        fmt = subscription.format
+        session.replace(fmt, subscription.routes())
+        snapshots = []
+        for kind, market, depth in subscription.snapshots():
+            event = self._latest.get((kind, market))
+            if event is not None:
+                snapshots.append(event.frame(fmt, depth, snapshot=True))
+        if snapshots:
+            session.enqueue(snapshots)

@@ -1,0 +1,207 @@
+"""One WebSocket client of the replay server: its subscription, send queue and faults.
+
+Frames are queued as pre-serialised bytes and written by one sender task in batches:
+``protocol.send_binary`` per frame, one ``transport.write`` per batch, then ``drain`` for
+back-pressure. A client that falls more than ``max_pending_frames`` behind is closed
+(1008), as an exchange would drop a slow consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Iterable
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed, InvalidState
+
+from upbitpipe.replay.frames import GARBAGE_FRAME, WireEvent
+from upbitpipe.replay.limits import WindowLimit
+from upbitpipe.replay.options import ReplayOptions
+
+log = logging.getLogger(__name__)
+
+_BATCH = 1024
+
+
+class ReplayConnection(ServerConnection):
+    """A server connection that notes when anything (data, ping, pong) was last received."""
+
+    last_rx: float = 0.0
+
+    def process_event(self, event: object) -> None:
+        self.last_rx = time.monotonic()
+        super().process_event(event)  # type: ignore[arg-type]
+
+
+class ClientSession:
+    """Routes, queue and fault state of one connection."""
+
+    def __init__(
+        self, ws: ServerConnection, options: ReplayOptions, stats: Counter[str], seed: int
+    ) -> None:
+        self.ws = ws
+        self.options = options
+        self.stats = stats
+        self.routes: dict[tuple[str, str], int] = {}
+        self.format = "DEFAULT"
+        self.queue: deque[tuple[bool, bytes]] = deque()
+        self.sent = 0
+        self.dropped = False
+        self.last_tx = time.monotonic()
+        self._wake = asyncio.Event()
+        self._rng = random.Random(seed)
+        self._held: bytes | None = None
+        self._faulty = options.has_faults
+        self._next_stall = (
+            time.monotonic() + options.stall_every_seconds if options.stall_every_seconds else None
+        )
+        self._per_second = (
+            WindowLimit(options.subscribe_per_second) if options.subscribe_per_second else None
+        )
+        self._per_minute = (
+            WindowLimit(options.subscribe_per_minute, 60.0)
+            if options.subscribe_per_minute
+            else None
+        )
+
+    # --- fan-in -----------------------------------------------------------------------
+    def offer(self, events: Iterable[WireEvent]) -> None:
+        """Queue the frames of ``events`` this client subscribed to."""
+        routes = self.routes
+        fmt = self.format
+        append = self.queue.append
+        for event in events:
+            depth = routes.get(event.key)
+            if depth is not None:
+                append((event.is_trade, event.frame(fmt, depth)))
+        if self.queue:
+            if len(self.queue) > self.options.max_pending_frames:
+                self._too_slow()
+                return
+            self._wake.set()
+
+    def enqueue(self, frames: Iterable[bytes]) -> None:
+        self.queue.extend((False, frame) for frame in frames)
+        self._wake.set()
+
+    def replace(self, fmt: str, routes: dict[tuple[str, str], int]) -> None:
+        """A new request replaces the old subscription and what was queued for it."""
+        self.queue.clear()
+        self._held = None
+        self.format = fmt
+        self.routes = routes
+
+    def allow_request(self) -> bool:
+        ok = True
+        for limit in (self._per_second, self._per_minute):
+            if limit is not None and not limit.take():
+                ok = False
+        return ok
+
+    def send_control(self, frame: bytes) -> None:
+        """Status and error frames: straight out, outside the data queue and its faults."""
+        try:
+            self.ws.protocol.send_binary(frame)
+            self.ws.send_data()
+        except InvalidState:
+            return
+        self.last_tx = time.monotonic()
+
+    # --- faults -----------------------------------------------------------------------
+    def drop(self) -> None:
+        """Cut the TCP connection without a close frame (a network failure)."""
+        if not self.dropped:
+            self.dropped = True
+            self.stats["connections_dropped"] += 1
+            transport = self.ws.transport
+            if transport is not None:
+                transport.abort()
+
+    def _too_slow(self) -> None:
+        self.stats["slow_consumer_closes"] += 1
+        self.queue.clear()
+        self.routes = {}
+        asyncio.get_running_loop().create_task(self.ws.close(1008, "client too slow"))
+
+    # --- sender -----------------------------------------------------------------------
+    async def run_sender(self) -> None:
+        ws = self.ws
+        queue = self.queue
+        try:
+            while not self.dropped:
+                if not queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                if self._next_stall is not None and time.monotonic() >= self._next_stall:
+                    await self._stall()
+                    continue
+                if self._faulty:
+                    self._send_batch_with_faults()
+                else:
+                    send = ws.protocol.send_binary
+                    n = min(len(queue), _BATCH)
+                    for _ in range(n):
+                        send(queue.popleft()[1])
+                    self.sent += n
+                    self.stats["frames_sent"] += n
+                if self.dropped:
+                    return
+                ws.send_data()
+                self.last_tx = time.monotonic()
+                await ws.drain()
+        except (ConnectionClosed, InvalidState, ConnectionError):
+            return
+
+    async def _stall(self) -> None:
+        self.stats["stalls"] += 1
+        await asyncio.sleep(self.options.stall_seconds)
+        every = self.options.stall_every_seconds or 0.0
+        self._next_stall = time.monotonic() + every
+
+    def _send_batch_with_faults(self) -> None:
+        options = self.options
+        send = self.ws.protocol.send_binary
+        queue = self.queue
+        rng = self._rng
+        stats = self.stats
+        for _ in range(min(len(queue), _BATCH)):
+            is_trade, frame = queue.popleft()
+            self.sent += 1
+            if options.malformed_every and self.sent % options.malformed_every == 0:
+                send(GARBAGE_FRAME)
+                stats["malformed_sent"] += 1
+            if is_trade and self._held is None and rng.random() < options.reorder_rate:
+                self._held = frame  # goes out after the next trade
+                stats["trades_reordered"] += 1
+            else:
+                send(frame)
+                stats["frames_sent"] += 1
+                if is_trade and self._held is not None:
+                    send(self._held)
+                    stats["frames_sent"] += 1
+                    self._held = None
+                if is_trade and rng.random() < options.duplicate_rate:
+                    send(frame)
+                    stats["trades_duplicated"] += 1
+            if options.drop_after_messages and self.sent >= options.drop_after_messages:
+                self.ws.send_data()
+                self.drop()
+                return
+
+    async def watch_idle(self) -> None:
+        """Close after ``idle_timeout_seconds`` with nothing sent or received (Upbit: 120 s)."""
+        idle = self.options.idle_timeout_seconds
+        step = min(max(idle / 4, 0.05), 5.0)
+        ws = self.ws
+        while True:
+            await asyncio.sleep(step)
+            last_rx = getattr(ws, "last_rx", 0.0)
+            if time.monotonic() - max(self.last_tx, last_rx) >= idle:
+                self.stats["idle_closes"] += 1
+                await ws.close(1000, "idle timeout")
+                return

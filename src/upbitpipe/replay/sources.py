@@ -1,0 +1,139 @@
+"""What the replay server plays: the synthetic market clock or a recorded capture.
+
+Both run as one task from server start to stop, whether or not anyone is connected (trades
+keep happening while a client is away; that is what backfill tests need), and hand batches
+of :class:`WireEvent` to a ``dispatch`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from upbitpipe.replay.capture import read_capture
+from upbitpipe.replay.frames import WireEvent, normal_to_wire
+from upbitpipe.replay.market import SyntheticMarket
+from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
+
+log = logging.getLogger(__name__)
+
+Dispatch = Callable[[list[WireEvent]], None]
+Backlog = Callable[[], int | None]  # largest client queue, None when no client listens
+
+_UNLIMITED_BATCH = 512
+_UNLIMITED_BACKLOG = 8192
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def run_synthetic(
+    market: SyntheticMarket, rate: float, dispatch: Dispatch, backlog: Backlog
+) -> None:
+    """Emit about ``rate`` messages/s; ``rate <= 0``: as fast as the slowest client reads."""
+    now_ms = wall_ms()
+    prime: list[WireEvent] = []
+    for state in market.states.values():  # so ticker/trade/orderbook snapshots exist
+        prime.extend(state.trade(now_ms))
+        prime.append(state.book(now_ms))
+    dispatch(prime)
+    if rate <= 0:
+        await _run_unlimited(market, dispatch, backlog)
+        return
+    interval = min(0.05, max(0.002, 1.0 / rate))
+    start = time.monotonic()
+    produced = 0
+    while True:
+        await asyncio.sleep(interval)
+        due = int((time.monotonic() - start) * rate) - produced
+        if due > rate:  # more than a second behind (CPU starved): skip, don't burst
+            skip = due - int(rate * interval)
+            produced += skip
+            due -= skip
+            log.warning("synthetic market fell behind; skipped %d messages", skip)
+        if due > 0:
+            events = market.generate(due, wall_ms())
+            produced += len(events)
+            dispatch(events)
+
+
+async def _run_unlimited(market: SyntheticMarket, dispatch: Dispatch, backlog: Backlog) -> None:
+    while True:
+        pending = backlog()
+        if pending is None or pending >= _UNLIMITED_BACKLOG:
+            await asyncio.sleep(0.001 if pending is not None else 0.01)
+            continue
+        dispatch(market.generate(_UNLIMITED_BATCH, wall_ms()))
+        await asyncio.sleep(0)
+
+
+def _take(iterator: Iterator[tuple[int, bytes]], n: int) -> list[tuple[int, bytes]]:
+    return list(itertools.islice(iterator, n))
+
+
+def to_wire_event(frame: bytes) -> WireEvent | None:
+    """A captured frame as a server event (None for status/error/garbage frames)."""
+    try:
+        parsed = parse_frame(frame)
+    except MalformedFrameError:
+        return None
+    if not isinstance(parsed, MarketEvent):
+        return None
+    wire = normal_to_wire(parsed.data)
+    wire["stream_type"] = "REALTIME"
+    return WireEvent(parsed.type, parsed.market, wire)
+
+
+async def run_capture(
+    path: Path,
+    *,
+    speed: float | None,
+    rate: float,
+    loop: bool,
+    dispatch: Dispatch,
+    on_skip: Callable[[], None],
+) -> None:
+    """Play ``path`` at its recorded spacing / ``speed`` (``speed=None``: at ``rate``)."""
+    while True:
+        iterator = read_capture(path)
+        start = time.monotonic()
+        first_ms: int | None = None
+        sent = 0
+        while True:
+            chunk = await asyncio.to_thread(_take, iterator, 2000)
+            if not chunk:
+                break
+            batch: list[WireEvent] = []
+            for recv_ms, frame in chunk:
+                if first_ms is None:
+                    first_ms = recv_ms
+                if speed is not None:
+                    target = start + (recv_ms - first_ms) / 1000.0 / speed
+                else:
+                    target = start + sent / rate if rate > 0 else 0.0
+                delay = target - time.monotonic()
+                if delay > 0.002:
+                    if batch:
+                        dispatch(batch)
+                        batch = []
+                    await asyncio.sleep(delay)
+                event = to_wire_event(frame)
+                if event is None:
+                    on_skip()
+                    continue
+                batch.append(event)
+                sent += 1
+                if len(batch) >= 256:
+                    dispatch(batch)
+                    batch = []
+                    await asyncio.sleep(0)
+            if batch:
+                dispatch(batch)
+        log.info("capture %s played: %d frames", path, sent)
+        if not loop or sent == 0:
+            return
