@@ -1,0 +1,233 @@
+"""`upbitpipe infra up|down|status`: the local cluster, as native processes or docker compose."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from upbitpipe.cli.context import cli_context, fail
+from upbitpipe.config import Settings
+from upbitpipe.errors import ServiceUnavailableError, UpbitpipeError
+from upbitpipe.infra.base import ServiceStatus
+from upbitpipe.infra.cluster import (
+    DOCKER_ONLY_MESSAGE,
+    Runtime,
+    check_native,
+    normalize_components,
+    resolve_runtime,
+    starters,
+    unavailable_status,
+)
+
+app = typer.Typer(help="Start, stop and inspect the local cluster.", no_args_is_help=True)
+console = Console(stderr=True, highlight=False)
+
+ComponentsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="kafka, minio (or s3), flink, clickhouse, grafana. Default: all the runtime can run.",
+        show_default=False,
+    ),
+]
+RuntimeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--runtime",
+        help="native (processes), docker (compose/) or auto (docker if an engine answers). Default: infra.runtime.",
+    ),
+]
+ComposeOpt = Annotated[
+    Path | None, typer.Option("--compose-file", help="Compose file for --runtime docker.")
+]
+
+
+def _setup(
+    ctx: typer.Context, runtime: str | None, components: list[str] | None, brokers: int | None
+) -> tuple[Settings, Runtime, list[str]]:
+    if runtime is not None and runtime not in ("native", "docker", "auto"):
+        fail(f"--runtime: use native, docker or auto, not {runtime!r}", code=2)
+    settings = cli_context(ctx).settings({"infra.runtime": runtime, "infra.kafka_brokers": brokers})
+    chosen = resolve_runtime(settings.infra.runtime)
+    try:
+        names = normalize_components(components or [], chosen)
+    except UpbitpipeError as exc:
+        fail(str(exc), code=2)
+    return settings, chosen, names
+
+
+@app.command("up")
+def up(
+    ctx: typer.Context,
+    components: ComponentsArg = None,
+    runtime: RuntimeOpt = None,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            "--brokers", min=1, max=9, help="Kafka nodes (default infra.kafka_brokers=3)."
+        ),
+    ] = None,
+    compose_file: ComposeOpt = None,
+) -> None:
+    """Start components in dependency order; returns once each one answers its health check.
+
+    Native processes keep pid files, logs and data under infra.state_dir; artifacts (Kafka
+    jars, the MinIO build) are fetched once into infra.cache_dir and reused offline.
+
+    Examples:
+
+      upbitpipe infra up                       # kafka, minio, flink as native processes
+
+      upbitpipe infra up kafka --brokers 1     # one small broker
+
+      upbitpipe infra up kafka minio flink clickhouse grafana --runtime docker
+    """
+    settings, chosen, names = _setup(ctx, runtime, components, brokers)
+    if chosen == "native":
+        try:
+            check_native(names)
+        except UpbitpipeError:
+            fail(DOCKER_ONLY_MESSAGE)
+    explicit = bool(components)
+    skipped: list[str] = []
+    for name in names:
+        try:
+            starter = starters(
+                [name], settings, chosen, brokers=brokers, compose_file=compose_file
+            )[0]
+        except ServiceUnavailableError as exc:
+            if name == "flink":
+                console.print(f"[yellow]skipped[/] flink: {exc}")
+                skipped.append(name)
+                continue
+            fail(str(exc))
+        console.print(f"starting {name} ({chosen}) ...")
+        began = time.monotonic()
+        try:
+            starter.start(settings.infra.start_timeout_seconds)
+        except UpbitpipeError as exc:
+            fail(str(exc))
+        st = starter.status()
+        console.print(
+            f"[green]up[/] {name:<6} {st.address}  ({time.monotonic() - began:.1f} s)  {st.version}"
+        )
+        if name == "s3" and chosen == "native":
+            _init_buckets_after_start(settings)
+    if skipped and explicit:
+        raise typer.Exit(1)
+
+
+def _init_buckets_after_start(settings: Settings) -> None:
+    from upbitpipe.infra.s3server import credentials_file, local_credentials
+    from upbitpipe.storage.buckets import init_buckets
+
+    creds = local_credentials(settings.s3, settings.infra.state_dir, create=False)
+    if creds is None:
+        return
+    try:
+        results = init_buckets(settings.s3, creds.access_key, creds.secret_key)
+    except UpbitpipeError as exc:
+        fail(str(exc))
+    names = ", ".join(r.name for r in results)
+    where = (
+        "config"
+        if settings.s3.access_key
+        else f"{credentials_file(settings.infra.state_dir)} (mode 0600)"
+    )
+    console.print(f"      buckets {names} ready; S3 credentials from {where}")
+
+
+@app.command("down")
+def down(
+    ctx: typer.Context,
+    components: ComponentsArg = None,
+    runtime: RuntimeOpt = None,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also delete the data of the stopped native services.")
+    ] = False,
+    compose_file: ComposeOpt = None,
+) -> None:
+    """Stop components (reverse order): SIGTERM, then SIGKILL after a grace period.
+
+    Examples:
+
+      upbitpipe infra down
+
+      upbitpipe infra down kafka --purge      # stop and delete Kafka's data (new cluster id)
+    """
+    settings, chosen, names = _setup(ctx, runtime, components, None)
+    if chosen == "native":
+        names = [n for n in names if n not in ("clickhouse", "grafana")]
+    for name in reversed(names):
+        try:
+            starter = starters([name], settings, chosen, compose_file=compose_file)[0]
+        except ServiceUnavailableError:
+            continue  # e.g. no flink module: nothing of it can be running
+        except UpbitpipeError as exc:
+            fail(str(exc))
+        try:
+            starter.stop(30.0)
+            if purge and chosen == "native":
+                _purge(settings, name)
+        except UpbitpipeError as exc:
+            fail(str(exc))
+        console.print(f"[green]down[/] {name}{' (data deleted)' if purge else ''}")
+
+
+def _purge(settings: Settings, name: str) -> None:
+    import shutil
+
+    shutil.rmtree(settings.infra.state_dir / name, ignore_errors=True)
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    components: ComponentsArg = None,
+    runtime: RuntimeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    compose_file: ComposeOpt = None,
+) -> None:
+    """Each component: address, running/healthy, pids, version (and which S3 server runs).
+
+    Exits 0 whatever is down; use --json in scripts.
+
+    Examples:
+
+      upbitpipe infra status
+
+      upbitpipe infra status kafka --json
+    """
+    settings, chosen, names = _setup(ctx, runtime, components, None)
+    rows: list[ServiceStatus] = []
+    for name in names:
+        try:
+            rows.append(starters([name], settings, chosen, compose_file=compose_file)[0].status())
+        except UpbitpipeError as exc:
+            rows.append(unavailable_status(name, settings, str(exc)))
+    if as_json:
+        import dataclasses
+
+        import orjson
+
+        payload = {"runtime": chosen, "components": [dataclasses.asdict(r) for r in rows]}
+        typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(title=f"upbitpipe infra ({chosen} runtime, state {settings.infra.state_dir})")
+    for column in ("component", "address", "state", "pids", "version", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        state = (
+            "[green]healthy[/]"
+            if row.healthy
+            else "[yellow]running[/]"
+            if row.running
+            else "[dim]down[/]"
+        )
+        pids = " ".join(str(p) for p in row.pids) or "-"
+        table.add_row(row.name, row.address, state, pids, row.version, row.detail)
+    Console(soft_wrap=True).print(table)
