@@ -230,7 +230,7 @@ class KafkaCluster:
         return cluster_id
 
     def _java_argv(self, java: str, main: str, heap: str) -> list[str]:
-        assert self._classpath is not None
+        """The JVM command line (``_classpath`` is empty for pid/log bookkeeping only)."""
         return [
             java,
             f"-Xms{heap}" if heap == "128m" else "-Xms128m",
@@ -241,7 +241,7 @@ class KafkaCluster:
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
             "-cp",
-            self._classpath,
+            self._classpath or "",
             main,
         ]
 

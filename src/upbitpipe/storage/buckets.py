@@ -49,7 +49,9 @@ def make_client(
         raise UpbitpipeError(msg)
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
-        retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504)),
+        retries=urllib3.Retry(
+            total=1, connect=0, backoff_factor=0.2, status_forcelist=(502, 503, 504)
+        ),
     )
     return Minio(
         url.netloc,
