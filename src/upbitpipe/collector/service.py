@@ -209,8 +209,11 @@ class CollectorService:
             _, pending = await asyncio.wait(tasks, timeout=timeout / 3)
             for task in pending:
                 task.cancel()
-            for task in list(self._backfills):
-                task.cancel()
+            if self._backfills:  # let running backfills finish: they hold missed trades
+                _, late = await asyncio.wait(list(self._backfills), timeout=timeout / 3)
+                for task in late:
+                    log.warning("backfill %s cut short by shutdown", task.get_name())
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, *self._backfills, return_exceptions=True)
         finally:

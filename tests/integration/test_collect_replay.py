@@ -1,0 +1,129 @@
+"""The collector against the replay server: forced disconnects, duplicates, reordering and
+garbage frames; every trade must land exactly once in the lake and in the archive."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from collect_support import (
+    archive_trade_ids,
+    collector_settings,
+    expected_trade_ids,
+    lake_trade_ids,
+)
+
+from upbitpipe.collector.runtime import run_collector
+from upbitpipe.collector.status import read_status
+from upbitpipe.errors import UnknownMarketError
+from upbitpipe.replay.options import ReplayOptions
+from upbitpipe.replay.server import ReplayServer
+
+pytestmark = pytest.mark.integration
+MARKETS = ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
+
+
+async def test_disconnects_lose_no_trade_and_store_each_once(tmp_path: Path) -> None:
+    options = ReplayOptions(
+        markets=MARKETS,
+        seed=11,
+        rate=300,
+        drop_after_messages=400,
+        malformed_every=250,
+        duplicate_rate=0.05,
+        reorder_rate=0.05,
+    )
+    async with ReplayServer(options) as server:
+        settings = collector_settings(
+            tmp_path,
+            server,
+            **{"collector.markets": ",".join(MARKETS), "collector.sinks": "lake,archive"},
+        )
+        result = await run_collector(settings, duration=10, handle_signals=False)
+
+    snap = result.snapshot
+    assert snap["stopped"] is True
+    assert sum(c["disconnects"] for c in snap["connections"]) >= 2, snap["connections"]
+    assert sum(snap["backfilled"].values()) > 0, "outages must be backfilled from REST"
+    assert snap["dead_letters"].get("malformed", 0) >= 1
+    assert snap["duplicates"] > 0
+
+    lake = lake_trade_ids(settings)
+    assert lake, "no trades in the lake"
+    assert max(lake.values()) == 1, "a trade is stored twice"
+    expected = expected_trade_ids(server, lake, MARKETS)
+    missing = expected - set(lake)
+    assert not missing, f"{len(missing)} of {len(expected)} trades missing from the lake"
+
+    archive = archive_trade_ids(settings.collector.effective_archive_dir)
+    assert set(archive) == set(lake)
+    assert max(archive.values()) == 1, "a trade is archived twice"
+    assert snap["events"]["trade"] == len(lake)
+
+    dead = list((settings.collector.state_dir / "deadletter").glob("*.jsonl"))
+    lines = [json.loads(line) for f in dead for line in f.read_text().splitlines()]
+    assert any(d["kind"] == "malformed" and d["raw_b64"] for d in lines)
+
+
+async def test_unknown_market_is_a_clear_error(tmp_path: Path) -> None:
+    async with ReplayServer(ReplayOptions(markets=MARKETS, rate=10)) as server:
+        settings = collector_settings(tmp_path, server, **{"collector.markets": "KRW-BTX"})
+        with pytest.raises(UnknownMarketError, match="did you mean KRW-BTC"):
+            await run_collector(settings, duration=2, handle_signals=False)
+
+
+def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
+    server = ReplayServer(ReplayOptions(markets=MARKETS, rate=200, seed=5))
+    server.start_in_thread()
+    try:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_")},
+            "UPBITPIPE_UPBIT__WEBSOCKET_URL": server.ws_url,
+            "UPBITPIPE_UPBIT__REST_URL": server.rest_url,
+            "UPBITPIPE_COLLECTOR__STATE_DIR": str(tmp_path / "state"),
+            "UPBITPIPE_LAKE__WAREHOUSE": str(tmp_path / "lake"),
+            "UPBITPIPE_LAKE__COMMIT_INTERVAL_SECONDS": "60",  # only the shutdown flush commits
+            "UPBITPIPE_METRICS__PORT": "0",
+        }
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "upbitpipe",
+                "collect",
+                "--markets",
+                ",".join(MARKETS),
+                "--sink",
+                "lake",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        status_path = tmp_path / "state" / "status.json"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = read_status(status_path)
+            if status and status["events"].get("trade", 0) >= 50:
+                break
+            time.sleep(0.3)
+        else:
+            proc.kill()
+            pytest.fail(f"collector produced no trades: {proc.communicate()[0].decode()[-2000:]}")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out.decode()[-2000:]
+    finally:
+        server.stop_thread()
+    final = read_status(status_path)
+    assert final is not None and final["stopped"] is True
+    settings = collector_settings(tmp_path, server)
+    lake: Counter[tuple[str, int]] = lake_trade_ids(settings)
+    assert len(lake) == final["events"]["trade"], "SIGTERM must flush every collected trade"
