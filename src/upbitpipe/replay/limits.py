@@ -31,21 +31,28 @@ class WindowLimit:
 
 
 class KeyedLimits:
-    """One :class:`WindowLimit` per key (client address); None limit = unlimited."""
+    """Per key (client address), at most ``limit`` per wall-clock second; None = unlimited.
 
-    def __init__(self, limit: float | None, window: float = 1.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._by_key: dict[str, WindowLimit] = {}
+    Fixed windows on whole seconds, like Upbit's ``Remaining-Req: sec=``: a client told
+    ``sec=0`` that waits for the next second gets a fresh allowance.
+    """
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = None if limit is None else max(1, int(limit))
+        self._by_key: dict[str, tuple[int, int]] = {}  # key -> (second, count)
 
     def take(self, key: str) -> tuple[bool, int]:
-        """(allowed, remaining after this request)."""
+        """(allowed, remaining in this second after this request)."""
         if self.limit is None:
             return True, 1_000
-        bucket = self._by_key.get(key)
-        if bucket is None:
-            if len(self._by_key) > 10_000:
-                self._by_key.clear()
-            bucket = self._by_key[key] = WindowLimit(self.limit, self.window)
-        allowed = bucket.take()
-        return allowed, max(0, bucket.remaining())
+        second = int(time.time())
+        window, count = self._by_key.get(key, (second, 0))
+        if window != second:
+            count = 0
+        if count >= self.limit:
+            return False, 0
+        count += 1
+        if len(self._by_key) > 10_000:
+            self._by_key.clear()
+        self._by_key[key] = (second, count)
+        return True, self.limit - count

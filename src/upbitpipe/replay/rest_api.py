@@ -101,7 +101,8 @@ class RestApi:
             self.error_budget -= 1
             stats["rest_errors_injected"] += 1
             status = self.error_status
-            return _error(status, str(status), "injected fault", [("Remaining-Req", _remaining(0))])
+            headers = [("Remaining-Req", _remaining(0))] if status == 429 else []
+            return _error(status, str(status), "injected fault", headers)
         allowed, remaining = self.limits.take(client)
         if not allowed:
             stats["rest_rate_limited"] += 1
