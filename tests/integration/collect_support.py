@@ -7,8 +7,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from upbitpipe import demo
 from upbitpipe.config import Settings, load_settings
-from upbitpipe.lake.tables import lake_catalog_options
 from upbitpipe.replay.capture import read_capture
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
@@ -35,16 +35,7 @@ def collector_settings(tmp_path: Path, server: ReplayServer, **overrides: Any) -
 
 
 def lake_trade_ids(settings: Settings) -> Counter[tuple[str, int]]:
-    """(market, sequential_id) of every trade row as read back, merged, by pypaimon."""
-    from pypaimon import CatalogFactory
-
-    catalog = CatalogFactory.create(lake_catalog_options(settings))
-    table = catalog.get_table(f"{settings.lake.database}.trade")
-    builder = table.new_read_builder()
-    splits = builder.new_scan().plan().splits()
-    arrow = builder.new_read().to_arrow(splits)
-    rows = arrow.select(["market", "sequential_id"]).to_pylist()
-    return Counter((r["market"], r["sequential_id"]) for r in rows)
+    return demo.lake_trade_ids(settings)
 
 
 def archive_trade_ids(root: Path) -> Counter[tuple[str, int]]:
@@ -62,15 +53,4 @@ def archive_trade_ids(root: Path) -> Counter[tuple[str, int]]:
 def expected_trade_ids(
     server: ReplayServer, collected: Counter[tuple[str, int]], markets: list[str]
 ) -> set[tuple[str, int]]:
-    """Every trade the exchange generated between the first and last trade we collected
-    (per market): all of them must be there, whatever the outages in between."""
-    expected: set[tuple[str, int]] = set()
-    for market in markets:
-        generated = server.generated_trades(market)
-        by_sid = {int(t["sequential_id"]): int(t["trade_timestamp"]) for t in generated}
-        ours = [by_sid[sid] for (m, sid) in collected if m == market and sid in by_sid]
-        if not ours:
-            continue
-        lo, hi = min(ours), max(ours)
-        expected |= {(market, sid) for sid, ts in by_sid.items() if lo <= ts <= hi}
-    return expected
+    return demo.expected_trade_ids(server.generated_trades, collected, markets)

@@ -60,7 +60,11 @@ def collector_section(settings: Settings) -> Section:
             }
         )
     for sink, counters in snap.get("sinks", {}).items():
-        shown = ", ".join(f"{k}={v}" for k, v in counters.items() if v not in ("", None))
+        shown = ", ".join(
+            f"{k}={_ago(v) if k.endswith('_at') and isinstance(v, (int, float)) and v else v}"
+            for k, v in counters.items()
+            if v not in ("", None)
+        )
         rows.append({"what": f"sink {sink}", "value": counters.get("written", 0), "detail": shown})
     state = "ok" if running else ("stopped" if snap.get("stopped") else "stale")
     detail = f"pid {snap.get('pid')}, status {age:.0f}s old, {len(snap.get('markets', []))} markets"
