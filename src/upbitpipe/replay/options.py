@@ -13,7 +13,8 @@ class ReplayOptions:
     Source: ``capture`` (a file or directory written by the archive sink) or, when it is
     None, a seeded synthetic market of ``markets``. Rates are messages per second over all
     markets; ``rate <= 0`` means as fast as the clients read. A capture plays at its
-    recorded spacing divided by ``speed``; ``speed=None`` plays it at ``rate`` instead.
+    recorded spacing divided by ``speed``; ``speed=None`` plays it at ``rate`` instead; with
+    ``wait_for_subscriber`` it starts at the first subscription, not at server start.
 
     Faults apply to every WebSocket connection: ``drop_after_messages`` /
     ``drop_after_seconds`` cut the TCP connection (no close frame, like a network drop);
@@ -34,6 +35,7 @@ class ReplayOptions:
     speed: float | None = 1.0
     capture: Path | None = None
     loop_capture: bool = False
+    wait_for_subscriber: bool = True  # a capture starts playing at the first subscription
     orderbook_share: float = 0.3
     trades_kept: int = 1_000_000
     # faults

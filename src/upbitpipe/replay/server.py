@@ -63,6 +63,7 @@ class ReplayServer:
         self._started_at = 0.0
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
+        self._subscribed = asyncio.Event()
 
     # --- addresses ----------------------------------------------------------------------
     @property
@@ -189,6 +190,8 @@ class ReplayServer:
         options = self.options
         try:
             if options.capture is not None:
+                if options.wait_for_subscriber:
+                    await self._subscribed.wait()
                 await run_capture(
                     options.capture,
                     speed=options.speed,
@@ -321,6 +324,7 @@ class ReplayServer:
             session.send_control(error_frame(exc.name, exc.message))
             return
         self.stats["subscriptions"] += 1
+        self._subscribed.set()
         fmt = subscription.format
         session.replace(fmt, subscription.routes())
         snapshots = []
