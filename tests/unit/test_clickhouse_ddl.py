@@ -45,7 +45,12 @@ def test_statement_order_and_names() -> None:
         queue, mv, table = f"upbit.{topic}_queue", f"upbit.{topic}_mv", f"upbit.{topic}"
         assert names.index(table) < names.index(queue) < names.index(mv)
         assert names.index("upbit.kafka_errors") < names.index(f"upbit.{topic}_errors_mv")
-    assert {"upbit.ohlcv_1m_agg", "upbit.ohlcv_1m_mv", "upbit.ohlcv_1m"} <= set(names)
+    assert {
+        "upbit.ohlcv_1m_agg",
+        "upbit.ohlcv_1m_mv",
+        "upbit.ohlcv_1m",
+        "upbit.ohlcv_1m_exact",
+    } <= set(names)
     assert len(names) == len(set(names))
 
 

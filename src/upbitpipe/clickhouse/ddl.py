@@ -4,7 +4,8 @@ Single node (default)::
 
     <t>_queue  (Kafka, JSONEachRow, errors streamed) --<t>_mv--------> <t> (MergeTree, TTL)
                '--<t>_errors_mv (length(_error) > 0)--> kafka_errors
-    trade --ohlcv_1m_mv--> ohlcv_1m_agg (AggregatingMergeTree) <-- ohlcv_1m (view)
+    trade --ohlcv_1m_mv--> ohlcv_1m_agg (AggregatingMergeTree) <-- ohlcv_1m (view, fast)
+    trade FINAL <-- ohlcv_1m_exact, trade_unique (views, each sequential_id once)
 
 ``cluster=True`` renders the 2-shard variant: every statement ``ON CLUSTER``, storage in
 ``<t>_local`` Replicated* tables (``{shard}``/``{replica}`` macros), and a Distributed table
@@ -232,12 +233,9 @@ class _Renderer:
             Column("high", "SimpleAggregateFunction(max, Float64)"),
             Column("low", "SimpleAggregateFunction(min, Float64)"),
             Column("close_state", "AggregateFunction(argMax, Float64, Tuple(Int64, Int64))"),
-            # sequential_id -> (volume, price * volume). maxMap is idempotent, so a trade
-            # delivered twice (reconnect backfill, Kafka redelivery) is counted once.
-            Column(
-                "trades_state",
-                "AggregateFunction(maxMap, Array(Int64), Array(Float64), Array(Float64))",
-            ),
+            Column("volume", "SimpleAggregateFunction(sum, Float64)"),
+            Column("quote_volume", "SimpleAggregateFunction(sum, Float64)"),
+            Column("trade_count", "SimpleAggregateFunction(sum, UInt64)"),
         )
         table = self.merge_tree(
             OHLCV_AGG,
@@ -249,6 +247,10 @@ class _Renderer:
             ttl_expr="minute",
             comment="1-minute OHLCV states per market from trades (read it via ohlcv_1m)",
         )
+        # open/close/high/low are idempotent; the sums are not, so duplicates inside one
+        # insert are dropped here (LIMIT 1 BY). A trade redelivered in a *later* insert is
+        # summed twice in this fast aggregate - ohlcv_1m_exact (from trade FINAL) is exact.
+        trades = self.storage_name(TRADE.topic)
         select = (
             "SELECT\n"
             "    market,\n"
@@ -257,9 +259,14 @@ class _Renderer:
             "    max(trade_price) AS high,\n"
             "    min(trade_price) AS low,\n"
             f"    argMaxState(trade_price, {order_key}) AS close_state,\n"
-            "    maxMapState([sequential_id], [trade_volume], [trade_price * trade_volume])"
-            " AS trades_state\n"
-            f"FROM `{self.db}`.`{self.storage_name(TRADE.topic)}`\n"
+            "    sum(trade_volume) AS volume,\n"
+            "    sum(trade_price * trade_volume) AS quote_volume,\n"
+            "    count() AS trade_count\n"
+            "FROM\n(\n"
+            "    SELECT market, trade_ts, trade_timestamp, sequential_id, trade_price, trade_volume\n"
+            f"    FROM `{self.db}`.`{trades}`\n"
+            "    LIMIT 1 BY market, sequential_id\n"
+            ")\n"
             "GROUP BY market, minute"
         )
         mv = self.materialized_view("ohlcv_1m_mv", self.storage_name(OHLCV_AGG), select)
@@ -273,6 +280,7 @@ class _Renderer:
         db = f"`{self.db}`"
         return [
             self.view("ohlcv_1m", _OHLCV_VIEW.format(db=db)),
+            self.view("ohlcv_1m_exact", _OHLCV_EXACT_VIEW.format(db=db)),
             self.view("trade_unique", _TRADE_UNIQUE_VIEW.format(db=db)),
             self.view("ticker_latest", _TICKER_LATEST_VIEW.format(db=db)),
             self.view("ingest_freshness", _FRESHNESS_VIEW.format(db=db)),
@@ -292,28 +300,33 @@ class _Renderer:
 
 _OHLCV_VIEW = """SELECT
     market,
-    time,
-    open,
-    high,
-    low,
-    close,
-    arraySum(trades.2) AS volume,
-    arraySum(trades.3) AS quote_volume,
+    minute AS time,
+    argMinMerge(open_state) AS open,
+    max(high) AS high,
+    min(low) AS low,
+    argMaxMerge(close_state) AS close,
+    sum(volume) AS volume,
+    sum(quote_volume) AS quote_volume,
     if(volume > 0, quote_volume / volume, NULL) AS vwap,
-    length(trades.1) AS trade_count
-FROM
-(
-    SELECT
-        market,
-        minute AS time,
-        argMinMerge(open_state) AS open,
-        max(high) AS high,
-        min(low) AS low,
-        argMaxMerge(close_state) AS close,
-        maxMapMerge(trades_state) AS trades
-    FROM {db}.`ohlcv_1m_agg`
-    GROUP BY market, minute
-)"""
+    sum(trade_count) AS trade_count
+FROM {db}.`ohlcv_1m_agg`
+GROUP BY market, minute"""
+
+# The same candles straight from the trades, each sequential_id once (FINAL), whatever the
+# delivery history: exact, and cheap for the ranges a dashboard shows.
+_OHLCV_EXACT_VIEW = """SELECT
+    market,
+    toStartOfMinute(toDateTime(trade_ts, 'UTC')) AS time,
+    argMin(trade_price, (trade_timestamp, sequential_id)) AS open,
+    max(trade_price) AS high,
+    min(trade_price) AS low,
+    argMax(trade_price, (trade_timestamp, sequential_id)) AS close,
+    sum(trade_volume) AS volume,
+    sum(trade_price * trade_volume) AS quote_volume,
+    if(volume > 0, quote_volume / volume, NULL) AS vwap,
+    count() AS trade_count
+FROM {db}.`trade` FINAL
+GROUP BY market, time"""
 
 # ReplacingMergeTree only collapses duplicates at merge time; FINAL collapses at read time.
 _TRADE_UNIQUE_VIEW = """SELECT *
