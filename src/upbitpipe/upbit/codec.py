@@ -140,14 +140,14 @@ def parse_frame(raw: bytes | str) -> MarketEvent | StatusFrame | ErrorFrame:
     else:
         kind = obj.get("ty")
         if kind == "trade":
-            data = {_TRADE_MAP.get(k, k): v for k, v in fields.items()}
+            data = _simple_trade(fields)
         elif kind == "ticker":
             data = {_TICKER_MAP.get(k, k): v for k, v in fields.items()}
         elif kind == "orderbook":
             data = {_ORDERBOOK_MAP.get(k, k): v for k, v in fields.items()}
             units = data.get("orderbook_units")
             if type(units) is list:
-                data["orderbook_units"] = [_simple_unit(unit, raw) for unit in units]
+                data["orderbook_units"] = _simple_units(units, raw)
         elif kind is None:
             return _control_frame(obj, raw)
         else:
@@ -178,6 +178,48 @@ def _finish(kind: Any, data: dict[str, Any], raw: bytes | str) -> MarketEvent:
         msg = f"unknown type {kind!r}"
         raise MalformedFrameError(msg, _as_bytes(raw))
     return MarketEvent(kind, market, data, _as_bytes(raw))
+
+
+def _simple_trade(f: dict[str, Any]) -> dict[str, Any]:
+    """SIMPLE trade -> normalised; a literal dict when the frame has exactly Upbit's 18 keys."""
+    if len(f) == 18:
+        try:
+            return {
+                "type": f["ty"],
+                "market": f["cd"],
+                "timestamp": f["tms"],
+                "trade_date": f["td"],
+                "trade_time": f["ttm"],
+                "trade_timestamp": f["ttms"],
+                "trade_price": f["tp"],
+                "trade_volume": f["tv"],
+                "ask_bid": f["ab"],
+                "prev_closing_price": f["pcp"],
+                "change": f["c"],
+                "change_price": f["cp"],
+                "sequential_id": f["sid"],
+                "best_ask_price": f["bap"],
+                "best_ask_size": f["bas"],
+                "best_bid_price": f["bbp"],
+                "best_bid_size": f["bbs"],
+                "stream_type": f["st"],
+            }
+        except KeyError:
+            pass
+    return {_TRADE_MAP.get(k, k): v for k, v in f.items()}
+
+
+def _simple_units(units: list[Any], raw: bytes | str) -> list[dict[str, Any]]:
+    """Expand ``obu`` entries; the literal-dict fast path is ~4x a generic key map."""
+    try:
+        return [
+            {"ask_price": u["ap"], "bid_price": u["bp"], "ask_size": u["as"], "bid_size": u["bs"]}
+            if len(u) == 4
+            else _simple_unit(u, raw)
+            for u in units
+        ]
+    except (KeyError, TypeError):
+        return [_simple_unit(u, raw) for u in units]
 
 
 def _simple_unit(unit: Any, raw: bytes | str) -> dict[str, Any]:
