@@ -168,7 +168,9 @@ def test_dashboard_json_is_well_formed(path: Path) -> None:
                 assert target["format"] == 0 and target["queryType"] == "timeSeries"
 
 
-@pytest.mark.parametrize(("title", "ptype", "sql"), panel_queries(), ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(
+    ("title", "ptype", "sql"), [pytest.param(*q, id=q[0]) for q in panel_queries()]
+)
 def test_panel_query_runs_and_returns_sorted_time(
     sess: Any, title: str, ptype: str, sql: str
 ) -> None:
@@ -218,3 +220,13 @@ def test_freshness_reports_recent_ingest(sess: Any) -> None:
     rows = {r["topic"]: r for r in run(sess, "SELECT * FROM ingest_freshness")}
     assert set(rows) == {"trade", "ticker", "orderbook"}
     assert all(0 <= float(r["seconds_since_ingest"]) < 120 for r in rows.values())
+
+
+def test_template_variable_queries_run(sess: Any) -> None:
+    variables = [
+        v for path in DASHBOARDS for v in json.loads(path.read_text())["templating"]["list"]
+    ]
+    assert [v["name"] for v in variables] == ["market"]
+    for var in variables:
+        values = [next(iter(r.values())) for r in run(sess, var["query"])]
+        assert values == ["KRW-BTC", "KRW-ETH"]
