@@ -146,6 +146,7 @@ class _Renderer:
             f"PARTITION BY toDate(received_at)\n"
             f"ORDER BY (topic, received_at)\n"
             f"{self.ttl('toDateTime(received_at)')}\n"
+            "SETTINGS ttl_only_drop_parts = 1\n"
             f"COMMENT 'Kafka messages that did not parse: raw bytes, error, topic/partition/offset'"
         )
         out = [Statement("table", f"{self.db}.{table}", sql)]
