@@ -65,7 +65,7 @@ def test_queue_settings_follow_config() -> None:
     assert "input_format_skip_unknown_fields = 1" in queue.sql
     assert "kafka_broker_list = 'localhost:29092,localhost:29093,localhost:29094'" in queue.sql
     trade = next(x for x in render_statements(s) if x.name == "upbit.trade")
-    assert "INTERVAL 3 DAY" in trade.sql and "ReplacingMergeTree(ingested_at)" in trade.sql
+    assert "INTERVAL 3 DAY" in trade.sql and "ReplacingMergeTree(source_rank)" in trade.sql
     assert "ORDER BY (market, sequential_id)" in trade.sql
 
 

@@ -145,7 +145,7 @@ def trades(sess: Any) -> Fed:
     rnd.shuffle(shuffled)
     first, second = shuffled[:150], shuffled[150:]
     insert(sess, "trade_queue", first + first[:5])  # duplicates within a block
-    insert(sess, "trade_queue", second)
+    insert(sess, "trade_queue", [as_backfill(e) for e in second[:10]] + second[10:])
     resent = [as_backfill(e) for e in first[40:90]]  # backfill overlapping after a restart
     insert(sess, "trade_queue", resent)
     return Fed(events, resent)
@@ -163,16 +163,19 @@ def test_trades_land_once_per_sequential_id(sess: Any, trades: Fed) -> None:
 
 
 def test_trade_columns_and_missing_fields(sess: Any, trades: Fed) -> None:
-    backfilled = rows(
+    kept = rows(
         sess,
-        f"SELECT best_ask_price, stream_type, source, toUnixTimestamp64Milli(trade_ts) AS ts, "
-        f"trade_timestamp FROM {DB}.trade FINAL WHERE source = 'upbit_rest_backfill' LIMIT 1",
+        f"SELECT source, count() AS n, countIf(best_ask_price IS NULL) AS no_best, "
+        f"countIf(stream_type = '') AS no_stream, "
+        f"countIf(toUnixTimestamp64Milli(trade_ts) != trade_timestamp) AS bad_ts "
+        f"FROM {DB}.trade FINAL GROUP BY source ORDER BY source",
     )
-    # ReplacingMergeTree(ingested_at) keeps the later arrival: the backfill copy, whose
-    # missing best_* read as NULL and stream_type as '' instead of failing the message.
-    assert backfilled and backfilled[0]["best_ask_price"] is None
-    assert backfilled[0]["stream_type"] == ""
-    assert backfilled[0]["ts"] == backfilled[0]["trade_timestamp"]
+    # Backfill rows lack best_* and stream_type: NULL and '' instead of a failed message.
+    # Where a trade came both ways, the WebSocket copy (source_rank 1) is the one kept.
+    assert kept == [
+        {"source": "upbit_rest_backfill", "n": 10, "no_best": 10, "no_stream": 10, "bad_ts": 0},
+        {"source": "upbit_websocket", "n": 230, "no_best": 0, "no_stream": 0, "bad_ts": 0},
+    ]
 
 
 OHLCV_SQL = (

@@ -180,15 +180,19 @@ ORDERBOOK_QUEUE = (
 _EVENT_TS = Column("event_ts", UTC_MS, "fromUnixTimestamp64Milli(`timestamp`, 'UTC')")
 _TRADE_TS = Column("trade_ts", UTC_MS, "fromUnixTimestamp64Milli(trade_timestamp, 'UTC')")
 
+# Which copy of a trade ReplacingMergeTree keeps: the WebSocket one (it has best_* and
+# stream_type, the REST backfill copy does not); between equal ranks the last inserted.
+_SOURCE_RANK = Column("source_rank", "UInt8", "toUInt8(_source = 'upbit_websocket')")
+
 TRADE = TopicSchema(
     topic="trade",
     queue=TRADE_QUEUE,
-    target=(_TRADE_TS, _EVENT_TS, *_keep(TRADE_QUEUE, _LOW), *METADATA_TARGET),
+    target=(_TRADE_TS, _EVENT_TS, *_keep(TRADE_QUEUE, _LOW), *METADATA_TARGET, _SOURCE_RANK),
     time_column="trade_ts",
     # sequential_id is unique per trade but not ordered: it is the dedup key, not a time key.
     order_by="(market, sequential_id)",
     engine="ReplacingMergeTree",
-    engine_args="ingested_at",
+    engine_args="source_rank",
 )
 
 TICKER = TopicSchema(
