@@ -191,9 +191,12 @@ TICKER_COLUMNS = (
             ("highest_52_week_date", "s"),
             ("lowest_52_week_price", "d"),
             ("lowest_52_week_date", "s"),
+            ("trade_status", "s"),
             ("market_state", "s"),
-            ("market_warning", "s"),
+            ("market_state_for_ios", "s"),
+            ("is_trading_suspended", "b"),
             ("delisting_date", "s"),
+            ("market_warning", "s"),
             ("timestamp", "i"),
             ("stream_type", "s"),
         )
@@ -342,7 +345,7 @@ def _coerce(col: LakeColumn, value: Any) -> Any:
             raise LakeRowError(msg)
         return int(value)
     if kind == "BOOLEAN":
-        return bool(value)
+        return value.strip().lower() in ("true", "1") if isinstance(value, str) else bool(value)
     if kind == "TIMESTAMP(3)":
         return datetime.fromtimestamp(_to_epoch_ms(value) / 1000, UTC).replace(tzinfo=None)
     if kind == _UNIT_FLINK:

@@ -1,0 +1,1 @@
+"""Flink SQL: templates, rendering, statement splitting, submission and job control."""

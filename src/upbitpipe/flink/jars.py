@@ -1,0 +1,70 @@
+"""The Flink version and the connector jars it runs with, pinned with sha256.
+
+Why these versions (checked against what Maven Central serves here, 2026-11):
+
+* Flink **1.20.5** (the LTS line) from PyPI ``apache-flink`` - it ships ``lib/`` (flink-dist,
+  table planner, json/csv formats, log4j) and ``bin/`` (jobmanager.sh, taskmanager.sh).
+* Kafka: ``flink-connector-kafka 3.4.0-1.20`` - the connector release made for Flink 1.20.
+  Its SQL fat jar (``flink-sql-connector-kafka``) is not served for 1.20 here, so the thin jar
+  comes with ``kafka-clients 3.4.0`` (the client it was built against) and ``zstd-jni``
+  (lz4 and snappy are inside flink-dist already) - the same classes the fat jar would carry.
+* Paimon: ``paimon-flink-1.20 1.3.1`` + ``paimon-s3 1.3.1`` - the newest Paimon bundle for
+  Flink 1.20 served here (2.x bundles are not). Tables written by Paimon 1.3 Java are read by
+  pypaimon 2.1 and the other way round (the file format is shared; the integration tests
+  prove both directions).
+* Hadoop classes for Paimon's parquet writer: ``flink-shaded-hadoop-2-uber 2.8.3-10.0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from upbitpipe.infra.artifacts import Artifact, fetch_all, maven_artifact
+
+FLINK_VERSION = "1.20.5"
+PAIMON_VERSION = "1.3.1"
+KAFKA_CONNECTOR_VERSION = "3.4.0-1.20"
+
+CONNECTOR_JARS: tuple[Artifact, ...] = (
+    maven_artifact(
+        "org.apache.flink",
+        "flink-connector-kafka",
+        KAFKA_CONNECTOR_VERSION,
+        "0deab094f7f54df9e8cb7c77c15b4392e1f9923f98f8972b4346f6ff384bf5e6",
+    ),
+    maven_artifact(
+        "org.apache.kafka",
+        "kafka-clients",
+        "3.4.0",
+        "48f38dede69bf2ed3709e270afb6b72fac869651fc258997727dba350333ac64",
+    ),
+    maven_artifact(
+        "com.github.luben",
+        "zstd-jni",
+        "1.5.2-1",
+        "93f7e4cbc907c2650f89f9f0bec94873735a58f1e4b66a54973294e4ec1878e8",
+    ),
+    maven_artifact(
+        "org.apache.paimon",
+        "paimon-flink-1.20",
+        PAIMON_VERSION,
+        "a333b7a3df6143b782d129895f64575f0007912c4a2c85502d421b8198f42ce1",
+    ),
+    maven_artifact(
+        "org.apache.paimon",
+        "paimon-s3",
+        PAIMON_VERSION,
+        "f103c3cd22590e92efad3a89414a718d4921041c32f181b74a3595c9d3a754f6",
+    ),
+    maven_artifact(
+        "org.apache.flink",
+        "flink-shaded-hadoop-2-uber",
+        "2.8.3-10.0",
+        "492b2a559f2a1dad3808b51d9a26a575dbb1202004c9f85f5059c520e0632127",
+    ),
+)
+
+
+def fetch_connector_jars(cache_dir: Path, *, progress: bool = True) -> list[Path]:
+    """The verified local copies of :data:`CONNECTOR_JARS` (downloaded once, then offline)."""
+    return fetch_all(CONNECTOR_JARS, cache_dir, progress=progress)
