@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from upbitpipe import __version__
-from upbitpipe.cli import buckets, ch, collect, config_cmd, demo, infra, replay, stats
+from upbitpipe.cli import buckets, ch, collect, config_cmd, demo, flink, infra, replay, stats
 from upbitpipe.cli.context import CliContext, fail
 from upbitpipe.errors import UpbitpipeError
 from upbitpipe.logs import LogFormat, configure_logging
@@ -70,6 +70,7 @@ app.add_typer(config_cmd.app, name="config")
 # --- command groups (one module each; keep this block sorted) ---
 app.add_typer(buckets.app, name="buckets")
 app.add_typer(ch.app, name="ch")
+app.add_typer(flink.app, name="flink")
 app.add_typer(infra.app, name="infra")
 app.add_typer(replay.app, name="replay")
 app.command("collect")(collect.collect)
