@@ -122,12 +122,15 @@ class UpbitConnection:
             self.state.connects += 1
             outage = time.time() - self.state.down_since
             log.info("shard %d: subscribed %d markets", self.state.shard, len(self.state.markets))
-            if reconnected:
-                await self.on_reconnect(self.state, outage)
-            await self._read(ws, stop)
+            await self._read(ws, stop, outage if reconnected else None)
 
-    async def _read(self, ws: ClientConnection, stop: asyncio.Event) -> None:
-        """Read until the socket closes (``close()`` on stop) or stays silent too long."""
+    async def _read(self, ws: ClientConnection, stop: asyncio.Event, outage: float | None) -> None:
+        """Read until the socket closes (``close()`` on stop) or stays silent too long.
+
+        After a reconnect (``outage`` given), ``on_reconnect`` runs once the first frame
+        arrived: only then is the subscription surely live, so a REST backfill started now
+        overlaps the stream instead of leaving a gap between the two.
+        """
         silence = self.settings.silence_timeout_seconds
         keepalive = asyncio.create_task(self._keepalive(ws), name=f"ping-{self.state.shard}")
         got_data = False
@@ -147,10 +150,12 @@ class UpbitConnection:
                 received_ms = int(time.time() * 1000)
                 self.state.frames += 1
                 self.state.last_frame_at = received_ms / 1000
+                await self.on_frame(raw, received_ms)
                 if not got_data:
                     got_data = True
                     self.backoff.reset()
-                await self.on_frame(raw, received_ms)
+                    if outage is not None:
+                        await self.on_reconnect(self.state, outage)
         finally:
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):

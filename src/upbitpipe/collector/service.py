@@ -41,6 +41,7 @@ from upbitpipe.upbit.rest import UpbitRestClient
 log = logging.getLogger(__name__)
 
 BACKFILL_MARGIN_MS = 2_000
+BACKFILL_SECOND_PASS_SECONDS = 2.0
 
 
 @dataclass
@@ -161,6 +162,16 @@ class CollectorService:
             task.add_done_callback(self._backfills.discard)
 
     async def _backfill(self, market: str, since_ms: int) -> None:
+        """Fetch trades since ``since_ms`` from REST, twice: now, and once more a little later
+        for trades the REST side had not published yet (the exchange's REST can lag its
+        WebSocket). Dedup makes the overlap harmless."""
+        for attempt in range(2):
+            if attempt:
+                await asyncio.sleep(BACKFILL_SECOND_PASS_SECONDS)
+            if not await self._backfill_pass(market, since_ms):
+                return
+
+    async def _backfill_pass(self, market: str, since_ms: int) -> bool:
         recovered = 0
         try:
             pages = self.rest.iter_recent_trades(
@@ -185,9 +196,10 @@ class CollectorService:
         except Exception as exc:  # a failed backfill must not kill the collector
             log.error("backfill %s failed: %s", market, exc)
             await self.dead_letters.put("backfill_failed", f"{market} since {since_ms}: {exc}", b"")
-            return
+            return False
         self.counters.backfilled[market] += recovered
         log.info("backfill %s: %d missed trades recovered", market, recovered)
+        return True
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -176,33 +176,47 @@ class KafkaSink:
                 await asyncio.wait_for(producer.stop(), timeout=10)
 
     async def _send(self, records: list[SpoolRecord]) -> list[SpoolRecord]:
-        """Send and await acks; return the records that must be retried (in order)."""
+        """Send and await acks; return the records that must be retried (in order).
+
+        The whole batch gets ``request_timeout_ms`` (+1 s) to be acknowledged: aiokafka would
+        otherwise keep retrying in memory while the brokers are away, blocking the writer and,
+        through the full queue, the WebSocket readers. What is not acknowledged in time is
+        handed back for the spool (a late ack of it later means an at-least-once duplicate).
+        """
         producer = self._producer
         if producer is None:
             return records
         futures: list[asyncio.Future[Any]] = []
+        deadline = self.settings.request_timeout_ms / 1000 + 1.0
         try:
-            for record in records:
-                futures.append(await producer.send(record.topic, record.value, key=record.key))
+            async with asyncio.timeout(deadline):
+                for record in records:
+                    future = await producer.send(record.topic, record.value, key=record.key)
+                    future.add_done_callback(_consume_result)
+                    futures.append(future)
+                await asyncio.wait(futures)
+        except TimeoutError:
+            self._note_error(TimeoutError(f"no acknowledgement within {deadline:.0f}s"))
         except KafkaError as exc:
             self._note_error(exc)
-            unsent = records[len(futures) :]
-        else:
-            unsent = []
-        results = await asyncio.gather(*futures, return_exceptions=True)
         retry: list[SpoolRecord] = []
-        for record, result in zip(records, results, strict=False):
-            if not isinstance(result, BaseException):
+        for index, record in enumerate(records):
+            future_or_none = futures[index] if index < len(futures) else None
+            if future_or_none is None or not future_or_none.done() or future_or_none.cancelled():
+                retry.append(record)
+                continue
+            error = future_or_none.exception()
+            if error is None:
                 self.sent += 1
-            elif isinstance(result, _PERMANENT):
+            elif isinstance(error, _PERMANENT):
                 self.delivery_errors += 1
                 await self.dead_letters.put(
-                    "kafka_rejected", f"{record.topic}: {result}", record.value
+                    "kafka_rejected", f"{record.topic}: {error}", record.value
                 )
             else:
-                self._note_error(result)
+                self._note_error(error)
                 retry.append(record)
-        return retry + unsent
+        return retry
 
     def _note_error(self, exc: BaseException) -> None:
         self.delivery_errors += 1
@@ -256,3 +270,9 @@ class KafkaSink:
                 # Keep the spool untouched (whole batch is retried: at-least-once, in order).
                 await self._drop_producer()
                 await asyncio.sleep(self._backoff.next_delay())
+
+
+def _consume_result(future: asyncio.Future[Any]) -> None:
+    """Mark a delivery future's exception as seen (we inspect it, or spool its record)."""
+    if not future.cancelled():
+        future.exception()
