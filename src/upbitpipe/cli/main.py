@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 
 from upbitpipe import __version__
-from upbitpipe.cli import buckets, ch, collect, config_cmd, demo, flink, infra, replay, stats
+from upbitpipe.cli import (
+    archive,
+    buckets,
+    ch,
+    collect,
+    config_cmd,
+    demo,
+    flink,
+    infra,
+    replay,
+    stats,
+)
 from upbitpipe.cli.context import CliContext, fail
 from upbitpipe.errors import UpbitpipeError
 from upbitpipe.logs import LogFormat, configure_logging
@@ -68,6 +79,7 @@ def root(
 
 app.add_typer(config_cmd.app, name="config")
 # --- command groups (one module each; keep this block sorted) ---
+app.add_typer(archive.app, name="archive")
 app.add_typer(buckets.app, name="buckets")
 app.add_typer(ch.app, name="ch")
 app.add_typer(flink.app, name="flink")

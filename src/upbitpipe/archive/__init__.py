@@ -1,0 +1,1 @@
+"""The raw-frame archive after capture: shipping finished files to the archive bucket."""
