@@ -74,9 +74,10 @@ class FlinkRest:
         data: dict[str, Any] = self._request("GET", "/overview")
         return data
 
-    def config(self) -> dict[str, Any]:
-        data: dict[str, Any] = self._request("GET", "/config")
-        return data
+    def jobmanager_config(self) -> dict[str, str]:
+        """The cluster's effective configuration (``GET /jobmanager/config``)."""
+        entries = self._request("GET", "/jobmanager/config")
+        return {str(e["key"]): str(e["value"]) for e in entries}
 
     def list_jobs(self) -> list[JobInfo]:
         data = self._request("GET", "/jobs/overview")
