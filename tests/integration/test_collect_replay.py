@@ -127,3 +127,25 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
     settings = collector_settings(tmp_path, server)
     lake: Counter[tuple[str, int]] = lake_trade_ids(settings)
     assert len(lake) == final["events"]["trade"], "SIGTERM must flush every collected trade"
+
+
+async def test_silent_socket_is_restarted_by_the_watchdog(tmp_path: Path) -> None:
+    options = ReplayOptions(
+        markets=MARKETS[:1], seed=3, rate=100, stall_every_seconds=2.5, stall_seconds=4
+    )
+    async with ReplayServer(options) as server:
+        settings = collector_settings(
+            tmp_path,
+            server,
+            **{
+                "collector.markets": MARKETS[0],
+                "collector.types": "trade",
+                "upbit.silence_timeout_seconds": 1.5,
+            },
+        )
+        result = await run_collector(settings, duration=8, handle_signals=False)
+    conn = result.snapshot["connections"][0]
+    assert conn["disconnects"] >= 1
+    assert "watchdog" in conn["last_error"]
+    lake = lake_trade_ids(settings)
+    assert not expected_trade_ids(server, lake, MARKETS[:1]) - set(lake)

@@ -67,6 +67,8 @@ class UpbitConnection:
         self.on_reconnect = on_reconnect
         self.backoff = backoff
         self._ws: ClientConnection | None = None
+        self._last_frame_mono = 0.0
+        self._watchdog_fired = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect and read until ``stop`` is set; never raises for network trouble."""
@@ -125,29 +127,32 @@ class UpbitConnection:
             await self._read(ws, stop, outage if reconnected else None)
 
     async def _read(self, ws: ClientConnection, stop: asyncio.Event, outage: float | None) -> None:
-        """Read until the socket closes (``close()`` on stop) or stays silent too long.
+        """Read until the socket closes (``close()`` on stop, or the watchdog).
 
         After a reconnect (``outage`` given), ``on_reconnect`` runs once the first frame
         arrived: only then is the subscription surely live, so a REST backfill started now
         overlaps the stream instead of leaving a gap between the two.
         """
-        silence = self.settings.silence_timeout_seconds
+        self._last_frame_mono = time.monotonic()
+        self._watchdog_fired = False
         keepalive = asyncio.create_task(self._keepalive(ws), name=f"ping-{self.state.shard}")
         got_data = False
         try:
             while not stop.is_set():
                 try:
-                    async with asyncio.timeout(silence):
-                        frame = await ws.recv()
-                except TimeoutError:
-                    msg = f"no frame for {silence:.0f}s (watchdog)"
-                    raise TimeoutError(msg) from None
-                except websockets.ConnectionClosedOK:
+                    frame = await ws.recv()
+                except websockets.ConnectionClosed:
                     if stop.is_set():
                         return
+                    if self._watchdog_fired:
+                        msg = (
+                            f"no frame for {self.settings.silence_timeout_seconds:.0f}s (watchdog)"
+                        )
+                        raise TimeoutError(msg) from None
                     raise
                 raw = frame.encode() if isinstance(frame, str) else frame
                 received_ms = int(time.time() * 1000)
+                self._last_frame_mono = time.monotonic()
                 self.state.frames += 1
                 self.state.last_frame_at = received_ms / 1000
                 await self.on_frame(raw, received_ms)
@@ -162,8 +167,25 @@ class UpbitConnection:
                 await keepalive
 
     async def _keepalive(self, ws: ClientConnection) -> None:
-        """Upbit closes sockets idle for 120 s; a text PING is answered with {"status":"UP"}."""
+        """Text PING every ``ping_interval`` (Upbit closes sockets idle for 120 s; it answers
+        {"status":"UP"}), and the silence watchdog: a socket with no frame for
+        ``silence_timeout`` is aborted so the run loop reconnects. One timer task per
+        connection instead of a timeout around every ``recv``: the hot path stays cheap."""
+        ping_every = self.settings.ping_interval_seconds
+        silence = self.settings.silence_timeout_seconds
+        tick = min(1.0, ping_every, silence / 4)
+        last_ping = time.monotonic()
         with contextlib.suppress(websockets.WebSocketException):
             while True:
-                await asyncio.sleep(self.settings.ping_interval_seconds)
-                await ws.send("PING")
+                await asyncio.sleep(tick)
+                now = time.monotonic()
+                if now - self._last_frame_mono > silence:
+                    self._watchdog_fired = True
+                    log.warning(
+                        "shard %d: silent for %.0fs, reconnecting", self.state.shard, silence
+                    )
+                    ws.transport.abort()
+                    return
+                if now - last_ping >= ping_every:
+                    await ws.send("PING")
+                    last_ping = now
