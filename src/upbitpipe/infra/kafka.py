@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CONTROLLER_PORT_OFFSET = 100  # client 29092 -> controller 29192
 LOG4J2 = """\
 status = warn
+shutdownHook = disable
 appender.console.type = Console
 appender.console.name = STDOUT
 appender.console.layout.type = PatternLayout
