@@ -195,7 +195,7 @@ class LakeSettings(Section):
     warehouse: str = "./data/lake"
     database: str = Field(default="upbit", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     timezone: str = "UTC"
-    commit_rows: int = Field(default=5_000, ge=1)
+    commit_rows: int = Field(default=50_000, ge=1)
     commit_interval_seconds: float = Field(default=5.0, gt=0)
     buckets: int = Field(default=2, ge=1)
 

@@ -18,12 +18,16 @@ from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
+
 from upbitpipe.config import LakeSettings, Settings
 from upbitpipe.lake.tables import (
     EVENT_TABLES,
     LAKE_TABLES,
     LakeRowError,
+    LakeTable,
     ensure_tables,
+    event_dt,
     event_to_row,
     lake_catalog_options,
     rows_to_arrow,
@@ -46,6 +50,8 @@ def open_catalog(settings: Settings) -> Any:
 
 
 class LakeSink:
+    """Buffers events per type; each flush commits one snapshot per lake table."""
+
     name = "lake"
 
     def __init__(self, settings: Settings, dead_letters: DeadLetterBox) -> None:
@@ -55,7 +61,9 @@ class LakeSink:
         self.tz = ZoneInfo(self.lake.timezone)
         self._catalog: Any = None
         self._tables: dict[str, Any] = {}
-        self._pending: dict[str, list[dict[str, Any]]] = {name: [] for name in LAKE_TABLES}
+        # records waiting for the next commit, by event type (rows are built at commit time)
+        self._pending: dict[str, list[SinkEvent]] = {name: [] for name in EVENT_TABLES}
+        self._dt_cache: dict[int, str] = {}
         self.rows_committed: dict[str, int] = dict.fromkeys(LAKE_TABLES, 0)
         self.commits = 0
         self.commit_failures = 0
@@ -73,54 +81,104 @@ class LakeSink:
 
     async def write(self, events: Sequence[SinkEvent]) -> None:
         for event in events:
-            for table_name in EVENT_TABLES.get(event.type, ()):
-                try:
-                    row = event_to_row(LAKE_TABLES[table_name], event.record, self.tz)
-                except LakeRowError as exc:
-                    await self.dead_letters.put("lake_row", str(exc), event.raw)
-                    continue
-                self._pending[table_name].append(row)
+            bucket = self._pending.get(event.type)
+            if bucket is not None:
+                bucket.append(event)
         if self.pending_rows >= self.lake.commit_rows:
             await self.flush()
 
     @property
     def pending_rows(self) -> int:
-        return sum(len(rows) for rows in self._pending.values())
+        return sum(len(events) for events in self._pending.values())
 
     async def flush(self) -> None:
         if not self.pending_rows:
             return
-        batch = {name: rows for name, rows in self._pending.items() if rows}
+        batch = {kind: events for kind, events in self._pending.items() if events}
         try:
-            await asyncio.to_thread(self._commit_sync, batch)
+            rejected = await asyncio.to_thread(self._commit_sync, batch)
         except Exception as exc:  # S3 down, disk full...: keep rows, retry at next flush
             self.commit_failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.error(
-                "lake commit of %d rows failed (kept for retry): %s",
+                "lake commit of %d events failed (kept for retry): %s",
                 self.pending_rows,
                 self.last_error,
             )
             return
+        for event, reason in rejected:
+            await self.dead_letters.put("lake_row", reason, event.raw)
 
-    def _commit_sync(self, batch: dict[str, list[dict[str, Any]]]) -> None:
-        for name, rows in batch.items():
-            table = self._tables[name]
-            builder = table.new_batch_write_builder()
-            writer = builder.new_write()
-            committer = builder.new_commit()
-            try:
-                writer.write_arrow(rows_to_arrow(LAKE_TABLES[name], rows))
-                committer.commit(writer.prepare_commit())
-            finally:
-                writer.close()
-                committer.close()
-            self.rows_committed[name] += len(rows)
-            # a committed table's rows are dropped from the buffer at once, so a failure of a
-            # later table does not commit them twice
-            self._pending[name] = []
+    def _commit_sync(self, batch: dict[str, list[SinkEvent]]) -> list[tuple[SinkEvent, str]]:
+        """Commit each event type's tables; a type is cleared from the buffer once all its
+        tables committed, so a failure later on does not commit it twice."""
+        rejected: list[tuple[SinkEvent, str]] = []
+        for kind, events in batch.items():
+            arrow_by_columns: dict[tuple[str, ...], pa.Table] = {}
+            for table_name in EVENT_TABLES[kind]:
+                table = LAKE_TABLES[table_name]
+                key = tuple(table.column_names)
+                if key not in arrow_by_columns:
+                    arrow, bad = self._to_arrow(table, events)
+                    arrow_by_columns[key] = arrow
+                    rejected.extend(bad)
+                arrow = arrow_by_columns[key]
+                if arrow.num_rows:
+                    self._commit_table(table_name, arrow)
+                    self.rows_committed[table_name] += arrow.num_rows
+            self._pending[kind] = []
         self.commits += 1
         self.last_commit_at = time.time()
+        return rejected
+
+    def _commit_table(self, name: str, arrow: pa.Table) -> None:
+        builder = self._tables[name].new_batch_write_builder()
+        writer = builder.new_write()
+        committer = builder.new_commit()
+        try:
+            writer.write_arrow(arrow)
+            committer.commit(writer.prepare_commit())
+        finally:
+            writer.close()
+            committer.close()
+
+    def _to_arrow(
+        self, table: LakeTable, events: list[SinkEvent]
+    ) -> tuple[pa.Table, list[tuple[SinkEvent, str]]]:
+        """Rows as Arrow, converted in C by pyarrow; only ``dt`` is computed in Python
+        (cached per minute). Events with a missing key, or values pyarrow cannot convert,
+        take the slow checked path (``event_to_row``) and are rejected with a reason."""
+        time_column = table.time_column or "timestamp"
+        cache = self._dt_cache
+        rows: list[dict[str, Any]] = []
+        for event in events:
+            stamp = event.record.get(time_column)
+            if isinstance(stamp, int):
+                minute = stamp // 60_000
+                dt = cache.get(minute)
+                if dt is None:
+                    if len(cache) > 10_000:
+                        cache.clear()
+                    dt = cache[minute] = event_dt(stamp, self.tz)
+                rows.append({**event.record, "dt": dt})
+            else:
+                rows.append(event.record)
+        schema = table.arrow_schema()
+        try:
+            arrow = pa.Table.from_pylist(rows, schema=schema)
+            keys = set(table.primary_key) | set(table.partition_keys)
+            if not any(arrow.column(k).null_count for k in keys):
+                return arrow, []
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            pass
+        good: list[dict[str, Any]] = []
+        bad: list[tuple[SinkEvent, str]] = []
+        for event in events:
+            try:
+                good.append(event_to_row(table, event.record, self.tz))
+            except LakeRowError as exc:
+                bad.append((event, str(exc)))
+        return rows_to_arrow(table, good), bad
 
     async def close(self) -> None:
         if self.pending_rows:
