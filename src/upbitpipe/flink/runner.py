@@ -40,25 +40,21 @@ def reduce_error(exc: BaseException) -> tuple[str, str]:
         if line.strip().startswith("Caused by: ")
     ]
     head = ""
+    java = ""
     for line in full.splitlines():
         text = line.strip()
-        if text and not text.startswith("at ") and text != "Traceback (most recent call last):":
+        if not java and text.startswith(": "):  # py4j: ": java.lang.Xyz: message"
+            java = text[2:]
+        if not head and text and not text.startswith("at ") and "Traceback" not in text:
             head = text
-            break
+    if head.startswith("An error occurred while calling") and java:
+        head = java
     pick = causes[-1] if causes else head
     # "org.apache.flink.table.api.ValidationException: msg" -> "ValidationException: msg"
     pick = re.sub(r"^(?:[a-z_$][\w$]*\.)+([A-Z][\w$]*(?:Exception|Error)):", r"\1:", pick)
     if head and causes and head not in pick and "Exception" not in head[:80]:
         pick = f"{head} - {pick}"
     return pick[:2000], full
-
-
-def plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return str(value)
 
 
 def main() -> int:
@@ -71,8 +67,26 @@ def main() -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
+    modes = {
+        match.group(2).strip().lower()
+        for step in steps
+        if step.get("kind") == "set"
+        and (match := _SET.match(step["sql"])) is not None
+        and match.group(1) == "execution.runtime-mode"
+    }
+    if len(modes) > 1:
+        emit(
+            "error",
+            label="request",
+            message="these files mix streaming and batch mode; submit them separately",
+            detail="",
+        )
+        return 1
     table = importlib.import_module("pyflink.table")
-    settings = table.EnvironmentSettings.in_streaming_mode()
+    if modes == {"batch"}:
+        settings = table.EnvironmentSettings.in_batch_mode()
+    else:
+        settings = table.EnvironmentSettings.in_streaming_mode()
     t_env = table.TableEnvironment.create(settings)
     conf = t_env.get_config()
     for key, value in config.items():
@@ -89,7 +103,8 @@ def main() -> int:
                 if match is None:
                     emit("error", label=label, message="only SET 'key' = 'value' is supported")
                     return 1
-                conf.set(match.group(1), match.group(2).replace("''", "'"))
+                if match.group(1) != "execution.runtime-mode":  # fixed at creation
+                    conf.set(match.group(1), match.group(2).replace("''", "'"))
                 emit("ok", label=label, kind=kind)
                 continue
             if kind == "statement_set":
@@ -127,16 +142,27 @@ def _returns_rows(result: Any) -> bool:
 
 
 def _emit_rows(label: str, result: Any, max_rows: int, job_id: str | None = None) -> None:
+    """Rows through the Java iterator: every value as py4j gives it or its ``toString()``,
+    so no Flink type (TIMESTAMP_LTZ, ROW, ARRAY, ...) trips Python-side conversion."""
     columns = list(result.get_table_schema().get_field_names())
     rows: list[list[Any]] = []
-    truncated = False
-    with result.collect() as results:
-        for row in results:
-            if len(rows) >= max_rows:
-                truncated = True
-                break
-            rows.append([plain(v) for v in row])
+    iterator = result._j_table_result.collect()
+    try:
+        while len(rows) < max_rows and iterator.hasNext():
+            row = iterator.next()
+            rows.append([java_value(row.getField(i)) for i in range(row.getArity())])
+        truncated = len(rows) >= max_rows and bool(iterator.hasNext())
+    finally:
+        iterator.close()
     emit("rows", label=label, columns=columns, rows=rows, truncated=truncated, job_id=job_id)
+
+
+def java_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if type(value).__name__ == "JavaArray":
+        return [java_value(v) for v in value]
+    return str(value)
 
 
 if __name__ == "__main__":

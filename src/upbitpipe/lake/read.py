@@ -1,0 +1,25 @@
+"""Reading lake tables back with pypaimon (merged on the primary key, as a query would)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from upbitpipe.config import Settings
+from upbitpipe.lake.tables import lake_catalog_options
+
+
+def read_table(
+    settings: Settings, table: str, columns: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Every row of ``lake.database.table`` as dicts (optionally only ``columns``)."""
+    from pypaimon import CatalogFactory
+
+    catalog = CatalogFactory.create(lake_catalog_options(settings))
+    paimon_table = catalog.get_table(f"{settings.lake.database}.{table}")
+    builder = paimon_table.new_read_builder()
+    if columns:
+        builder = builder.with_projection(list(columns))
+    arrow = builder.new_read().to_arrow(builder.new_scan().plan().splits())
+    rows: list[dict[str, Any]] = arrow.to_pylist()
+    return rows
