@@ -7,6 +7,7 @@ connections costs one ``orjson.dumps`` per variant, not per client.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -16,28 +17,108 @@ from upbitpipe.upbit.fields import DEFAULT_TO_SIMPLE, UNIT_TO_SIMPLE
 _DERIVED_BOOK_FIELDS = ("best_ask_price", "best_bid_price", "spread")
 
 
+@dataclass(slots=True)
+class BookParts:
+    """A synthetic book's units pre-serialised per level, so a book frame is a bytes join."""
+
+    default_units: list[bytes]
+    simple_units: list[bytes]
+    ask_sizes: list[float]
+    bid_sizes: list[float]
+
+
 class WireEvent:
-    """One ticker/trade/orderbook message ready to be sent in any format."""
+    """One ticker/trade/orderbook message ready to be sent in any format.
 
-    __slots__ = ("_cache", "is_trade", "key", "market", "type", "wire")
+    ``parts`` (synthetic orderbooks only) holds per-level JSON fragments maintained
+    incrementally by the market; realtime DEFAULT/SIMPLE book frames are then joined from
+    them instead of serialising 30 unit objects each time.
+    """
 
-    def __init__(self, kind: str, market: str, wire: dict[str, Any]) -> None:
+    __slots__ = ("_cache", "_framed", "is_trade", "key", "market", "parts", "type", "wire")
+
+    def __init__(
+        self,
+        kind: str,
+        market: str,
+        wire: dict[str, Any],
+        parts: BookParts | None = None,
+    ) -> None:
         self.type = kind
         self.market = market
         self.wire = wire
+        self.parts = parts
         self.is_trade = kind == "trade"
         self.key = (kind, market)
         self._cache: dict[tuple[str, int, bool], bytes] = {}
+        self._framed: dict[tuple[str, int, bool], bytes] = {}
 
     def frame(self, fmt: str = "DEFAULT", depth: int = 30, snapshot: bool = False) -> bytes:
+        """The JSON payload."""
         key = (fmt, depth, snapshot)
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._cache[key] = encode_wire(self.type, self.wire, fmt, depth, snapshot)
+            if self.parts is not None and not snapshot and fmt in ("DEFAULT", "SIMPLE"):
+                cached = self._book_from_parts(self.parts, fmt, depth)
+            else:
+                cached = encode_wire(self.type, self.wire, fmt, depth, snapshot)
+            self._cache[key] = cached
+        return cached
+
+    def _book_from_parts(self, parts: BookParts, fmt: str, depth: int) -> bytes:
+        wire = self.wire
+        if depth >= len(parts.default_units):
+            asks, bids = wire["total_ask_size"], wire["total_bid_size"]
+        else:
+            asks = round(sum(parts.ask_sizes[:depth]), 8)
+            bids = round(sum(parts.bid_sizes[:depth]), 8)
+        dumps = orjson.dumps
+        simple = fmt == "SIMPLE"
+        units = parts.simple_units if simple else parts.default_units
+        return b"".join(
+            (
+                b'{"ty":"orderbook","cd":' if simple else b'{"type":"orderbook","code":',
+                dumps(self.market),
+                b',"tms":' if simple else b',"timestamp":',
+                dumps(wire["timestamp"]),
+                b',"tas":' if simple else b',"total_ask_size":',
+                dumps(asks),
+                b',"tbs":' if simple else b',"total_bid_size":',
+                dumps(bids),
+                b',"obu":[' if simple else b',"orderbook_units":[',
+                b",".join(units[:depth]),
+                b'],"lv":0,"st":"REALTIME"}'
+                if simple
+                else b'],"level":0,"stream_type":"REALTIME"}',
+            )
+        )
+
+    def ws_frame(self, fmt: str = "DEFAULT", depth: int = 30, snapshot: bool = False) -> bytes:
+        """The payload as a complete unmasked binary WebSocket frame (no extensions)."""
+        key = (fmt, depth, snapshot)
+        cached = self._framed.get(key)
+        if cached is None:
+            cached = self._framed[key] = binary_frame(self.frame(fmt, depth, snapshot))
         return cached
 
 
-def encode_wire(kind: str, wire: dict[str, Any], fmt: str, depth: int, snapshot: bool) -> bytes:
+def binary_frame(payload: bytes) -> bytes:
+    """RFC 6455 server-to-client binary frame: FIN + opcode 2, no mask."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x82, size)) + payload
+    if size < 65536:
+        return bytes((0x82, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x82, 127)) + size.to_bytes(8, "big") + payload
+
+
+def encode_wire(
+    kind: str,
+    wire: dict[str, Any],
+    fmt: str,
+    depth: int,
+    snapshot: bool,
+) -> bytes:
     """Serialise a DEFAULT-shaped message as ``fmt`` with ``depth`` orderbook levels."""
     message = wire
     if snapshot:
@@ -52,8 +133,7 @@ def encode_wire(kind: str, wire: dict[str, Any], fmt: str, depth: int, snapshot:
                 "total_ask_size": round(sum(u["ask_size"] for u in units), 8),
                 "total_bid_size": round(sum(u["bid_size"] for u in units), 8),
             }
-    simple = fmt in ("SIMPLE", "SIMPLE_LIST")
-    if simple:
+    if fmt in ("SIMPLE", "SIMPLE_LIST"):
         table = DEFAULT_TO_SIMPLE[kind]
         short = {table.get(k, k): v for k, v in message.items()}
         if kind == "orderbook":

@@ -14,7 +14,9 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-from upbitpipe.replay.frames import WireEvent
+import orjson
+
+from upbitpipe.replay.frames import BookParts, WireEvent
 
 # (lower bound, tick) for KRW markets, highest first (Upbit KRW tick table, 2024).
 KRW_TICKS: tuple[tuple[float, float], ...] = (
@@ -86,8 +88,16 @@ class MarketState:
         self.acc_volume = self.acc_price = self.acc_ask = self.acc_bid = 0.0
         self.h52 = snap(max(self.high, base) * 1.6)
         self.l52 = snap(min(self.low, base) * 0.55)
+        self._log_level_notional = math.log(2_000_000)
+        self._set_bid(self.bid)
         self.ask_sizes = [self._level_size() for _ in range(BOOK_LEVELS)]
         self.bid_sizes = [self._level_size() for _ in range(BOOK_LEVELS)]
+        # The book's units, DEFAULT and SIMPLE, rebuilt only where something changed.
+        self._units: list[dict[str, Any]] = []
+        self._frag_default: list[bytes] = []
+        self._frag_simple: list[bytes] = []
+        self._dirty: set[int] = set(range(BOOK_LEVELS))
+        self._ladder_moved = True
         self.last_trade: WireEvent | None = None
         self.last_ticker: WireEvent | None = None
         self.last_book: WireEvent | None = None
@@ -99,12 +109,16 @@ class MarketState:
         self.book(now_ms)
 
     def _level_size(self) -> float:
-        notional = math.exp(self.rng.gauss(math.log(2_000_000), 1.2))
+        notional = math.exp(self.rng.gauss(self._log_level_notional, 1.2))
         return round(notional / self.bid, 8)
 
-    @property
-    def ask(self) -> float:
-        return snap(self.bid + tick_size(self.bid))
+    def _set_bid(self, price: float) -> None:
+        """Move the best bid; tick, rounding and best ask follow (computed once here)."""
+        self.bid = price
+        self.tick = tick_size(price)
+        self.digits = _decimals(self.tick)
+        self.ask = snap(price + self.tick)
+        self._ladder_moved = True
 
     def _clock(self, ms: int) -> None:
         second = ms // 1000
@@ -124,18 +138,21 @@ class MarketState:
         return sid
 
     def _move(self) -> None:
+        """Between two book messages: sometimes the price ticks, two levels get new sizes."""
         rng = self.rng
-        roll = rng.random()
-        if roll < 0.15:
+        if rng.random() < 0.06:  # a tick move rebuilds all 30 levels, so keep it occasional
             drift = 1 if self.bid < self.open else -1  # weak pull towards the open
             step = drift if rng.random() < 0.55 else -drift
-            self.bid = max(snap(self.bid + step * tick_size(self.bid)), tick_size(self.bid))
-        for sizes in (self.ask_sizes, self.bid_sizes):
-            sizes[rng.randrange(BOOK_LEVELS)] = self._level_size()
+            self._set_bid(max(snap(self.bid + step * self.tick), self.tick))
+        level = rng.randrange(BOOK_LEVELS)
+        self.ask_sizes[level] = self._level_size()
+        self._dirty.add(level)
+        level = rng.randrange(BOOK_LEVELS)
+        self.bid_sizes[level] = self._level_size()
+        self._dirty.add(level)
 
     def trade(self, now_ms: int) -> tuple[WireEvent, WireEvent]:
         """One trade and the ticker it produces."""
-        self._move()
         rng = self.rng
         self._clock(now_ms)
         buyer_takes = rng.random() < 0.5
@@ -227,30 +244,48 @@ class MarketState:
     def book(self, now_ms: int) -> WireEvent:
         """A full 30-level orderbook snapshot of the current state."""
         self._move()
-        bid = self.bid
-        tick = tick_size(bid)
-        digits = _decimals(tick)
-        ask0 = self.ask
-        units = [
-            {
-                "ask_price": round(ask0 + i * tick, digits),
-                "bid_price": max(round(bid - i * tick, digits), tick),
-                "ask_size": self.ask_sizes[i],
-                "bid_size": self.bid_sizes[i],
+        if self._ladder_moved:
+            self._ladder_moved = False
+            self._dirty = set(range(BOOK_LEVELS))
+            self._units = [{}] * BOOK_LEVELS
+            self._frag_default = [b""] * BOOK_LEVELS
+            self._frag_simple = [b""] * BOOK_LEVELS
+        else:  # copy-on-write: earlier events keep their own lists
+            self._units = list(self._units)
+            self._frag_default = list(self._frag_default)
+            self._frag_simple = list(self._frag_simple)
+        tick, digits, ask0, bid0 = self.tick, self.digits, self.ask, self.bid
+        dumps = orjson.dumps
+        for i in self._dirty:
+            ask_price = round(ask0 + i * tick, digits)
+            bid_price = max(round(bid0 - i * tick, digits), tick)
+            ask_size, bid_size = self.ask_sizes[i], self.bid_sizes[i]
+            unit = {
+                "ask_price": ask_price,
+                "bid_price": bid_price,
+                "ask_size": ask_size,
+                "bid_size": bid_size,
             }
-            for i in range(BOOK_LEVELS)
-        ]
+            self._units[i] = unit
+            self._frag_default[i] = dumps(unit)
+            self._frag_simple[i] = dumps(
+                {"ap": ask_price, "bp": bid_price, "as": ask_size, "bs": bid_size}
+            )
+        self._dirty.clear()
         wire: dict[str, Any] = {
             "type": "orderbook",
             "code": self.market,
             "timestamp": now_ms,
             "total_ask_size": round(sum(self.ask_sizes), 8),
             "total_bid_size": round(sum(self.bid_sizes), 8),
-            "orderbook_units": units,
+            "orderbook_units": self._units,
             "level": 0,
             "stream_type": "REALTIME",
         }
-        event = WireEvent("orderbook", self.market, wire)
+        parts = BookParts(
+            self._frag_default, self._frag_simple, list(self.ask_sizes), list(self.bid_sizes)
+        )
+        event = WireEvent("orderbook", self.market, wire, parts)
         self.last_book = event
         return event
 

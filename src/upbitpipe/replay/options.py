@@ -55,6 +55,7 @@ class ReplayOptions:
     subscribe_per_minute: int | None = 100
     rest_per_second: float | None = 10.0
     max_pending_frames: int = 200_000
+    write_buffer_bytes: int = 4 * 1024 * 1024  # per connection, before back-pressure
     compression: bool = True
 
     def validate(self) -> None:

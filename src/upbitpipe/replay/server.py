@@ -99,7 +99,7 @@ class ReplayServer:
                 create_connection=ReplayConnection,
                 compression="deflate" if options.compression else None,
                 ping_interval=None,  # Upbit does not ping clients; clients keep themselves alive
-                write_limit=2**20,
+                write_limit=options.write_buffer_bytes,
                 max_size=2**16,
                 logger=_ws_log,
             )

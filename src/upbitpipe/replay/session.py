@@ -17,8 +17,9 @@ from collections.abc import Iterable
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed, InvalidState
+from websockets.protocol import State
 
-from upbitpipe.replay.frames import GARBAGE_FRAME, WireEvent
+from upbitpipe.replay.frames import GARBAGE_FRAME, WireEvent, binary_frame
 from upbitpipe.replay.limits import WindowLimit
 from upbitpipe.replay.options import ReplayOptions
 
@@ -56,6 +57,10 @@ class ClientSession:
         self._rng = random.Random(seed)
         self._held: bytes | None = None
         self._faulty = options.has_faults
+        # Fast path: without extensions (no permessage-deflate) a frame is just header +
+        # payload, so frames are pre-framed once per event and a batch is one write().
+        self._preframed = not ws.protocol.extensions
+        self._garbage = binary_frame(GARBAGE_FRAME) if self._preframed else GARBAGE_FRAME
         self._next_stall = (
             time.monotonic() + options.stall_every_seconds if options.stall_every_seconds else None
         )
@@ -74,18 +79,25 @@ class ClientSession:
         routes = self.routes
         fmt = self.format
         append = self.queue.append
-        for event in events:
-            depth = routes.get(event.key)
-            if depth is not None:
-                append((event.is_trade, event.frame(fmt, depth)))
+        if self._preframed:
+            for event in events:
+                depth = routes.get(event.key)
+                if depth is not None:
+                    append((event.is_trade, event.ws_frame(fmt, depth)))
+        else:
+            for event in events:
+                depth = routes.get(event.key)
+                if depth is not None:
+                    append((event.is_trade, event.frame(fmt, depth)))
         if self.queue:
             if len(self.queue) > self.options.max_pending_frames:
                 self._too_slow()
                 return
             self._wake.set()
 
-    def enqueue(self, frames: Iterable[bytes]) -> None:
-        self.queue.extend((False, frame) for frame in frames)
+    def enqueue(self, payloads: Iterable[bytes]) -> None:
+        wrap = binary_frame if self._preframed else bytes
+        self.queue.extend((False, wrap(payload)) for payload in payloads)
         self._wake.set()
 
     def replace(self, fmt: str, routes: dict[tuple[str, str], int]) -> None:
@@ -140,18 +152,20 @@ class ClientSession:
                 if self._next_stall is not None and time.monotonic() >= self._next_stall:
                     await self._stall()
                     continue
+                if ws.protocol.state is not State.OPEN:
+                    return
+                out: list[bytes] = []
                 if self._faulty:
-                    self._send_batch_with_faults()
+                    self._batch_with_faults(out)
                 else:
-                    send = ws.protocol.send_binary
                     n = min(len(queue), _BATCH)
-                    for _ in range(n):
-                        send(queue.popleft()[1])
+                    popleft = queue.popleft
+                    out = [popleft()[1] for _ in range(n)]
                     self.sent += n
                     self.stats["frames_sent"] += n
+                self._write(out)
                 if self.dropped:
                     return
-                ws.send_data()
                 self.last_tx = time.monotonic()
                 await ws.drain()
         except (ConnectionClosed, InvalidState, ConnectionError):
@@ -163,9 +177,20 @@ class ClientSession:
         every = self.options.stall_every_seconds or 0.0
         self._next_stall = time.monotonic() + every
 
-    def _send_batch_with_faults(self) -> None:
+    def _write(self, frames: list[bytes]) -> None:
+        if not frames:
+            return
+        ws = self.ws
+        if self._preframed:
+            ws.transport.write(b"".join(frames))
+        else:
+            send = ws.protocol.send_binary
+            for frame in frames:
+                send(frame)
+            ws.send_data()
+
+    def _batch_with_faults(self, out: list[bytes]) -> None:
         options = self.options
-        send = self.ws.protocol.send_binary
         queue = self.queue
         rng = self._rng
         stats = self.stats
@@ -173,23 +198,24 @@ class ClientSession:
             is_trade, frame = queue.popleft()
             self.sent += 1
             if options.malformed_every and self.sent % options.malformed_every == 0:
-                send(GARBAGE_FRAME)
+                out.append(self._garbage)
                 stats["malformed_sent"] += 1
             if is_trade and self._held is None and rng.random() < options.reorder_rate:
                 self._held = frame  # goes out after the next trade
                 stats["trades_reordered"] += 1
             else:
-                send(frame)
+                out.append(frame)
                 stats["frames_sent"] += 1
                 if is_trade and self._held is not None:
-                    send(self._held)
+                    out.append(self._held)
                     stats["frames_sent"] += 1
                     self._held = None
                 if is_trade and rng.random() < options.duplicate_rate:
-                    send(frame)
+                    out.append(frame)
                     stats["trades_duplicated"] += 1
             if options.drop_after_messages and self.sent >= options.drop_after_messages:
-                self.ws.send_data()
+                self._write(out)
+                out.clear()
                 self.drop()
                 return
 

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 Dispatch = Callable[[list[WireEvent]], None]
 Backlog = Callable[[], int | None]  # largest client queue, None when no client listens
 
-_UNLIMITED_BATCH = 512
-_UNLIMITED_BACKLOG = 8192
+_UNLIMITED_BATCH = 1024
+_UNLIMITED_BACKLOG = 65536  # deep enough to ride out a client that is scheduled in bursts
 
 
 def wall_ms() -> int:
