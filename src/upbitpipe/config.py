@@ -197,7 +197,7 @@ class LakeSettings(Section):
     timezone: str = "UTC"
     commit_rows: int = Field(default=50_000, ge=1)
     commit_interval_seconds: float = Field(default=5.0, gt=0)
-    buckets: int = Field(default=2, ge=1)
+    buckets: int = Field(default=1, ge=1)  # per partition; raise it for Flink on a cluster
 
     @field_validator("timezone")
     @classmethod
