@@ -246,8 +246,10 @@ class FlinkSettings(Section):
 
 
 class ClickHouseSettings(Section):
+    """ClickHouse (native protocol). The local cluster publishes it on 19000: 9000 is S3's."""
+
     host: str = "localhost"
-    port: int = Field(default=9000, ge=1, le=65535)
+    port: int = Field(default=19000, ge=1, le=65535)
     user: str = "default"
     password: SecretStr | None = None
     database: str = Field(default="upbit", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
