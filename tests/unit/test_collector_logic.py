@@ -37,7 +37,9 @@ def test_distinct_tickers_in_one_millisecond_are_kept() -> None:
     a = {"timestamp": 5, "trade_timestamp": 5, "acc_trade_volume": 1.0, "trade_price": 10.0}
     b = {**a, "acc_trade_volume": 1.5}
     assert event_key("ticker", "KRW-BTC", a) != event_key("ticker", "KRW-BTC", b)
-    assert event_key("ticker", "KRW-BTC", a) == event_key("ticker", "KRW-BTC", {**a, "stream_type": "SNAPSHOT"})
+    assert event_key("ticker", "KRW-BTC", a) == event_key(
+        "ticker", "KRW-BTC", {**a, "stream_type": "SNAPSHOT"}
+    )
 
 
 def test_resolve_selectors_and_codes() -> None:
@@ -72,7 +74,9 @@ def test_backoff_grows_caps_and_resets() -> None:
 
 
 def _records(n: int, start: int = 0) -> list[SpoolRecord]:
-    return [SpoolRecord("upbit-trade", b"KRW-BTC", f"v{i}".encode()) for i in range(start, start + n)]
+    return [
+        SpoolRecord("upbit-trade", b"KRW-BTC", f"v{i}".encode()) for i in range(start, start + n)
+    ]
 
 
 def test_spool_is_fifo_across_segments_and_restarts(tmp_path: Path) -> None:
@@ -109,4 +113,8 @@ def test_spool_ignores_a_torn_tail(tmp_path: Path) -> None:
     segment = next(tmp_path.glob("segment-*.bin"))
     with segment.open("ab") as fh:
         fh.write(b"\x00\x00\x01\x00partial")
-    assert [r.value for r in DiskSpool(tmp_path, max_bytes=10_000).peek(10)] == [b"v0", b"v1", b"v2"]
+    assert [r.value for r in DiskSpool(tmp_path, max_bytes=10_000).peek(10)] == [
+        b"v0",
+        b"v1",
+        b"v2",
+    ]
