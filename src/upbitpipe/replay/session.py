@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 _BATCH = 1024
 
 
+def _is_trade(frame: bytes) -> bool:
+    """Fault injection only: is this (possibly pre-framed) frame a trade?"""
+    head = frame[:24]
+    return b'"ty":"trade"' in head or b'"type":"trade"' in head
+
+
 class ReplayConnection(ServerConnection):
     """A server connection that notes when anything (data, ping, pong) was last received."""
 
@@ -49,7 +55,8 @@ class ClientSession:
         self.stats = stats
         self.routes: dict[tuple[str, str], int] = {}
         self.format = "DEFAULT"
-        self.queue: deque[tuple[bool, bytes]] = deque()
+        # bytes only (not tuples): a deep queue must not add GC-tracked objects
+        self.queue: deque[bytes] = deque()
         self.sent = 0
         self.dropped = False
         self.last_tx = time.monotonic()
@@ -83,12 +90,12 @@ class ClientSession:
             for event in events:
                 depth = routes.get(event.key)
                 if depth is not None:
-                    append((event.is_trade, event.ws_frame(fmt, depth)))
+                    append(event.ws_frame(fmt, depth))
         else:
             for event in events:
                 depth = routes.get(event.key)
                 if depth is not None:
-                    append((event.is_trade, event.frame(fmt, depth)))
+                    append(event.frame(fmt, depth))
         if self.queue:
             if len(self.queue) > self.options.max_pending_frames:
                 self._too_slow()
@@ -97,7 +104,7 @@ class ClientSession:
 
     def enqueue(self, payloads: Iterable[bytes]) -> None:
         wrap = binary_frame if self._preframed else bytes
-        self.queue.extend((False, wrap(payload)) for payload in payloads)
+        self.queue.extend(wrap(payload) for payload in payloads)
         self._wake.set()
 
     def replace(self, fmt: str, routes: dict[tuple[str, str], int]) -> None:
@@ -152,7 +159,7 @@ class ClientSession:
                 if self._next_stall is not None and time.monotonic() >= self._next_stall:
                     await self._stall()
                     continue
-                if ws.protocol.state is not State.OPEN:
+                if ws.protocol.state is not State.OPEN or ws.transport.is_closing():
                     return
                 out: list[bytes] = []
                 if self._faulty:
@@ -160,7 +167,7 @@ class ClientSession:
                 else:
                     n = min(len(queue), _BATCH)
                     popleft = queue.popleft
-                    out = [popleft()[1] for _ in range(n)]
+                    out = [popleft() for _ in range(n)]
                     self.sent += n
                     self.stats["frames_sent"] += n
                 self._write(out)
@@ -195,7 +202,8 @@ class ClientSession:
         rng = self._rng
         stats = self.stats
         for _ in range(min(len(queue), _BATCH)):
-            is_trade, frame = queue.popleft()
+            frame = queue.popleft()
+            is_trade = _is_trade(frame)
             self.sent += 1
             if options.malformed_every and self.sent % options.malformed_every == 0:
                 out.append(self._garbage)

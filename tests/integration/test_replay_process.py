@@ -1,0 +1,114 @@
+"""`upbitpipe replay serve` as a real process: prints its URLs, serves both protocols, SIGINT exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from upbitpipe.replay.capture import CaptureWriter
+from upbitpipe.upbit.codec import MarketEvent, parse_frame, subscribe_request
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+DATA = Path(__file__).parent.parent / "data"
+
+
+def _start(*args: str) -> tuple[subprocess.Popen[str], str, str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "upbitpipe", "replay", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    ws_url = rest_url = ""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not (ws_url and rest_url):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if match := re.search(r"UPBITPIPE_UPBIT__WEBSOCKET_URL=(\S+)", line):
+            ws_url = match.group(1)
+        if match := re.search(r"UPBITPIPE_UPBIT__REST_URL=(\S+)", line):
+            rest_url = match.group(1)
+    if not (ws_url and rest_url):
+        proc.kill()
+        pytest.fail("replay serve did not print its URLs")
+    return proc, ws_url, rest_url
+
+
+@pytest.fixture
+def synthetic() -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    proc, ws_url, rest_url = _start("--synthetic", "--markets", "KRW-BTC,KRW-XRP", "--rate", "300")
+    try:
+        yield proc, ws_url, rest_url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+async def _trades(ws_url: str, n: int) -> list[MarketEvent]:
+    out: list[MarketEvent] = []
+    async with connect(ws_url) as ws:
+        await ws.send(subscribe_request("it", ["trade"], ["KRW-XRP"]))
+        while len(out) < n:
+            event = parse_frame(await asyncio.wait_for(ws.recv(), 5))
+            assert isinstance(event, MarketEvent)
+            out.append(event)
+    return out
+
+
+def test_serves_both_protocols_and_stops_on_sigint(
+    synthetic: tuple[subprocess.Popen[str], str, str],
+) -> None:
+    proc, ws_url, rest_url = synthetic
+    trades = asyncio.run(_trades(ws_url, 10))
+    assert {t.market for t in trades} == {"KRW-XRP"}
+    markets = httpx.get(f"{rest_url}/v1/market/all", timeout=5).json()
+    assert [m["market"] for m in markets] == ["KRW-BTC", "KRW-XRP"]
+    ticks = httpx.get(
+        f"{rest_url}/v1/trades/ticks", params={"market": "KRW-XRP", "count": 50}, timeout=5
+    )
+    assert {t.sequential_id for t in trades} <= {row["sequential_id"] for row in ticks.json()}
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0
+
+
+def test_replays_a_capture_file(tmp_path: Path) -> None:
+    with CaptureWriter(tmp_path) as writer:
+        for i, frame in enumerate((DATA / "upbit_simple_frames.jsonl").read_bytes().splitlines()):
+            writer.write(1_676_965_262_000 + 10 * i, frame)
+    proc, ws_url, _ = _start(str(tmp_path), "--speed", "5")
+    try:
+
+        async def play() -> list[str]:
+            async with connect(ws_url) as ws:
+                await ws.send(
+                    subscribe_request("cap", ["ticker", "trade", "orderbook"], ["KRW-BTC"])
+                )
+                kinds = []
+                for _ in range(3):
+                    event = parse_frame(await asyncio.wait_for(ws.recv(), 5))
+                    assert isinstance(event, MarketEvent)
+                    kinds.append(event.type)
+                return kinds
+
+        assert asyncio.run(play()) == ["ticker", "trade", "orderbook"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
