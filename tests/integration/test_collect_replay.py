@@ -3,6 +3,7 @@ garbage frames; every trade must land exactly once in the lake and in the archiv
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,7 +12,9 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from collect_support import (
     archive_trade_ids,
@@ -22,7 +25,7 @@ from collect_support import (
 
 from upbitpipe.collector.runtime import run_collector
 from upbitpipe.collector.status import read_status
-from upbitpipe.errors import UnknownMarketError
+from upbitpipe.errors import ServiceUnavailableError, UnknownMarketError
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 
@@ -149,3 +152,35 @@ async def test_silent_socket_is_restarted_by_the_watchdog(tmp_path: Path) -> Non
     assert "watchdog" in conn["last_error"]
     lake = lake_trade_ids(settings)
     assert not expected_trade_ids(server, lake, MARKETS[:1]) - set(lake)
+
+
+async def test_a_sink_that_cannot_start_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the warehouse should be")
+    async with ReplayServer(ReplayOptions(markets=MARKETS, rate=10)) as server:
+        settings = collector_settings(tmp_path, server, **{"lake.warehouse": str(blocker / "lake")})
+        with pytest.raises(ServiceUnavailableError, match=r"^sink lake cannot start: "):
+            await run_collector(settings, duration=2, handle_signals=False)
+
+
+async def test_prometheus_endpoint_serves_the_counters(tmp_path: Path) -> None:
+    async with ReplayServer(ReplayOptions(markets=MARKETS, rate=200, seed=4)) as server:
+        settings = collector_settings(tmp_path, server, **{"collector.sinks": "archive"})
+        stop = asyncio.Event()
+        run = asyncio.create_task(run_collector(settings, stop=stop, handle_signals=False))
+        status_path = settings.collector.state_dir / "status.json"
+        status: dict[str, Any] | None = None
+        for _ in range(100):
+            await asyncio.sleep(0.2)
+            status = read_status(status_path)
+            if status and status["events"].get("trade", 0) > 5:
+                break
+        assert status is not None and status["metrics_url"], status
+        async with httpx.AsyncClient() as client:
+            body = (await client.get(status["metrics_url"])).text
+        stop.set()
+        result = await run
+    assert result.metrics_port is not None
+    assert str(result.metrics_port) in status["metrics_url"]
+    assert 'upbitpipe_events_total{type="trade"}' in body
+    assert 'upbitpipe_connection_up{shard="0"} 1.0' in body

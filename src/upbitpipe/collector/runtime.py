@@ -122,13 +122,18 @@ async def run_collector(
                     settings.metrics.host,
                     metrics_port,
                 )
+            extra: dict[str, Any] = {
+                "metrics_url": f"http://{settings.metrics.host}:{metrics_port}/metrics"
+                if metrics_port is not None
+                else None
+            }
             loop = asyncio.get_running_loop()
             if handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, _on_signal, stop, sig)
             timer = loop.call_later(duration, stop.set) if duration else None
             status_task = asyncio.create_task(
-                _status_loop(service, status_path, cfg.status_interval_seconds, stop)
+                _status_loop(service, status_path, cfg.status_interval_seconds, stop, extra)
             )
             try:
                 await service.run(stop)
@@ -140,7 +145,7 @@ async def run_collector(
                 if handle_signals:
                     for sig in (signal.SIGINT, signal.SIGTERM):
                         loop.remove_signal_handler(sig)
-                final = {**service.snapshot(), "stopped": True}
+                final = {**service.snapshot(), **extra, "stopped": True}
                 await asyncio.to_thread(write_status, status_path, final)
                 if shutdown_metrics is not None:
                     await asyncio.to_thread(shutdown_metrics)
@@ -153,11 +158,15 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 async def _status_loop(
-    service: CollectorService, path: Path, interval: float, stop: asyncio.Event
+    service: CollectorService,
+    path: Path,
+    interval: float,
+    stop: asyncio.Event,
+    extra: dict[str, Any],
 ) -> None:
     while not stop.is_set():
         try:
-            await asyncio.to_thread(write_status, path, service.snapshot())
+            await asyncio.to_thread(write_status, path, {**service.snapshot(), **extra})
         except OSError as exc:
             log.warning("cannot write status file %s: %s", path, exc)
         with contextlib.suppress(asyncio.TimeoutError):

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 
+from upbitpipe.errors import ServiceUnavailableError, UpbitpipeError
 from upbitpipe.sinks.base import Sink, SinkEvent
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,14 @@ class SinkRunner:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self.sink.open()
+        """Open the sink; any failure becomes one readable domain error naming the sink."""
+        try:
+            await self.sink.open()
+        except UpbitpipeError:
+            raise
+        except Exception as exc:
+            msg = f"sink {self.sink.name} cannot start: {type(exc).__name__}: {exc}"
+            raise ServiceUnavailableError(msg) from exc
         self._task = asyncio.create_task(self._run(), name=f"sink-{self.sink.name}")
 
     async def put(self, event: SinkEvent) -> None:

@@ -18,17 +18,35 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError, UnsupportedCodecError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    ClusterAuthorizationFailedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    UnsupportedCodecError,
+    UnsupportedSaslMechanismError,
+)
 
 from upbitpipe.collector.backoff import Backoff
 from upbitpipe.config import KafkaSettings, reveal
+from upbitpipe.errors import AuthError
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.sinks.spool import DiskSpool, SpoolFullError, SpoolRecord
 
 log = logging.getLogger(__name__)
 
-_PERMANENT = (MessageSizeTooLargeError, UnsupportedCodecError)
+_PERMANENT = (MessageSizeTooLargeError, UnsupportedCodecError, TopicAuthorizationFailedError)
+_AUTH_ERRORS = (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    ClusterAuthorizationFailedError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 ProducerFactory = Callable[[], AIOKafkaProducer]
 
 
@@ -160,6 +178,13 @@ class KafkaSink:
         producer = self._factory()
         try:
             await producer.start()
+        except _AUTH_ERRORS as exc:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            msg = (
+                f"kafka refused the credentials ({type(exc).__name__}); check kafka.sasl_* settings"
+            )
+            raise AuthError(msg) from None
         except KafkaError as exc:
             self.last_error = f"connect: {exc}"
             with contextlib.suppress(Exception):
