@@ -14,7 +14,7 @@ Modes: ``rate=0`` is "as fast as the clients read" (back-pressure driven); a num
 the market clock at that many messages/s and shows whether the server keeps up.
 
     .venv/bin/python benchmarks/bench_replay.py
-    .venv/bin/python benchmarks/bench_replay.py --runs 3 --seconds 5 --config raw:1:0 --config raw:1:50000
+    .venv/bin/python benchmarks/bench_replay.py --runs 3 --seconds 5 --config raw:1:0 --config raw:4:15000
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def main() -> None:
         Config("websockets", 1, 0),
         Config("raw", 1, 0),
         Config("raw", 1, 50_000),
-        Config("raw", 3, 0),
+        Config("raw", 4, 15_000),
     ]
     print(
         f"# bench_replay: {args.runs} runs x {args.seconds:g} s each (median), "
