@@ -8,6 +8,9 @@ Session-scoped, on free loopback ports with temporary state dirs, stopped at the
 * ``tmp_topic`` -- a fresh topic (3 partitions, RF 3, min.insync 2) on ``kafka_cluster``.
 * ``settings_for(tmp_path, kafka=..., s3=...)`` -- a ``Settings`` pointing at them.
 
+Processes are spawned with ``die_with_parent``: a test run killed hard (SIGKILL, a CI timeout)
+takes its services with it. Call ``start_broker`` from the test's main thread.
+
 Artifacts come from the shared cache (``artifact_cache`` in tests/conftest.py): the first run
 downloads the Kafka jars and builds MinIO; later runs are offline.
 """
@@ -81,7 +84,9 @@ def kafka_cluster(
     infra = InfraSettings(
         state_dir=tmp_path_factory.mktemp("infra-kafka"), cache_dir=artifact_cache, kafka_brokers=3
     )
-    cluster = KafkaCluster(kafka, infra, controller_ports=ports[3:], progress=False)
+    cluster = KafkaCluster(
+        kafka, infra, controller_ports=ports[3:], progress=False, die_with_parent=True
+    )
     try:
         cluster.start(KAFKA_START_TIMEOUT)
         yield KafkaFixture(cluster, cluster.bootstrap_servers)
@@ -97,7 +102,7 @@ def s3_server(
     state = tmp_path_factory.mktemp("infra-s3")
     infra = InfraSettings(state_dir=state, cache_dir=artifact_cache)
     s3 = S3Settings(endpoint=f"http://127.0.0.1:{port}")  # type: ignore[arg-type]
-    server = MinioServer(s3, infra, console=False)
+    server = MinioServer(s3, infra, console=False, die_with_parent=True)
     try:
         server.start(S3_START_TIMEOUT)
         creds = server.credentials()

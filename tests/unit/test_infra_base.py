@@ -79,3 +79,19 @@ def test_status_dataclass_and_protocol() -> None:
 
     assert isinstance(Dummy(), ServiceStarter)
     assert Dummy().status().pids == []
+
+
+def test_die_with_parent_kills_when_the_spawning_thread_ends(tmp_path: Path) -> None:
+    import threading
+
+    proc = ManagedProcess(
+        "orphan", tmp_path, _python("import time; time.sleep(60)"), die_with_parent=True
+    )
+    spawner = threading.Thread(target=proc.spawn)
+    spawner.start()
+    spawner.join()
+    deadline = time.monotonic() + 10
+    while proc.is_running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not proc.is_running()
+    proc.terminate(timeout=1)

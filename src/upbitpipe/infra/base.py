@@ -103,12 +103,27 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
+def _kill_me_with_parent() -> None:
+    """Runs in the child before exec: SIGKILL it when the spawning thread dies (Linux only)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class ManagedProcess:
     """One native process with a pid file and a log file under ``state_dir/<name>/``.
 
     The pid file records the pid *and* the process start time, so a stale file whose pid was
     reused by an unrelated process is recognised and never signalled. Processes run in their
     own session (process group) so ``terminate`` reaches every child a launcher script forks.
+
+    ``die_with_parent=True`` (for test fixtures) makes the kernel SIGKILL the process when the
+    *thread* that spawned it exits, so a test run killed hard leaves no service behind. Never
+    use it for ``infra up``, whose services must outlive the command.
     """
 
     def __init__(
@@ -119,12 +134,14 @@ class ManagedProcess:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.name = name
         self.dir = state_dir / name
         self.argv = list(argv)
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
+        self.die_with_parent = die_with_parent
         self.log_path = self.dir / f"{name}.log"
         self.pid_path = self.dir / f"{name}.pid"
         self._popen: subprocess.Popen[bytes] | None = None
@@ -189,6 +206,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                preexec_fn=_kill_me_with_parent if self.die_with_parent else None,
             )
         self._popen = proc
         try:

@@ -156,6 +156,7 @@ class KafkaCluster:
         heap: str = "384m",
         create_topics: bool = True,
         progress: bool = True,
+        die_with_parent: bool = False,
     ) -> None:
         self.kafka = kafka
         self.infra = infra
@@ -167,6 +168,7 @@ class KafkaCluster:
         self.heap = heap
         self.create_topics = create_topics
         self.progress = progress
+        self.die_with_parent = die_with_parent
         self._classpath: str | None = None
 
     # -- addresses -------------------------------------------------------------------------
@@ -250,7 +252,9 @@ class KafkaCluster:
         node = self.nodes[index]
         props = self.dir / f"node-{node.node_id}" / "server.properties"
         argv = [*self._java_argv(java, "kafka.Kafka", self.heap), str(props)]
-        return ManagedProcess(f"node-{node.node_id}", self.dir, argv)
+        return ManagedProcess(
+            f"node-{node.node_id}", self.dir, argv, die_with_parent=self.die_with_parent
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, timeout: float) -> None:

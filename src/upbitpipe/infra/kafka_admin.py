@@ -105,10 +105,37 @@ async def ensure_topics(
             elif code != TOPIC_ALREADY_EXISTS:
                 msg = f"kafka: creating topic {name} failed (error {code}: {message})"
                 raise ServiceUnavailableError(msg)
+        await _wait_visible(admin, {t.name: t.partitions for t in wanted}, request_timeout)
         return created
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+async def _wait_visible(admin: Any, partitions: dict[str, int], seconds: float) -> None:
+    """Wait until the metadata shows every topic with all its partitions led.
+
+    A create response only means the controller accepted the topic; the broker a client asks
+    next may not know it yet. Returning before that makes the first produce fail.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        described = await admin.describe_topics(list(partitions))
+        ready = {
+            t["topic"]
+            for t in described
+            if t.get("error_code", 0) == 0
+            and len(t.get("partitions", [])) == partitions.get(t["topic"], -1)
+            and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+        }
+        if ready >= set(partitions):
+            return
+        if loop.time() >= deadline:
+            missing = ", ".join(sorted(set(partitions) - ready))
+            msg = f"kafka: topics {missing} created but not visible in the metadata after {seconds:.0f} s"
+            raise ServiceUnavailableError(msg)
+        await asyncio.sleep(0.2)
 
 
 def ensure_topics_sync(

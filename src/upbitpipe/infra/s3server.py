@@ -139,7 +139,14 @@ class MinioServer:
 
     name = "s3"
 
-    def __init__(self, s3: S3Settings, infra: InfraSettings, *, console: bool = True) -> None:
+    def __init__(
+        self,
+        s3: S3Settings,
+        infra: InfraSettings,
+        *,
+        console: bool = True,
+        die_with_parent: bool = False,
+    ) -> None:
         url = urlsplit(str(s3.endpoint))
         if url.hostname is None:
             msg = f"s3.endpoint {s3.endpoint}: needs a host for a local server"
@@ -151,6 +158,7 @@ class MinioServer:
         self.console_port = self.port + 1 if console else None
         self.dir = infra.state_dir / "s3"
         self.endpoint = f"http://{self.host}:{self.port}"
+        self.die_with_parent = die_with_parent
 
     def credentials(self, *, create: bool = False) -> S3Credentials | None:
         return local_credentials(self.s3, self.infra.state_dir, create=create)
@@ -183,7 +191,9 @@ class MinioServer:
         if creds is not None:  # env, not argv: never visible in `ps`
             env["MINIO_ROOT_USER"] = creds.access_key
             env["MINIO_ROOT_PASSWORD"] = creds.secret_key
-        return ManagedProcess("minio", self.dir, argv, env=env)
+        return ManagedProcess(
+            "minio", self.dir, argv, env=env, die_with_parent=self.die_with_parent
+        )
 
     def _healthy(self) -> bool:
         try:
