@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
 import pytest
+from typer.testing import CliRunner
 
+from upbitpipe.cli.main import app
 from upbitpipe.config import load_settings
 from upbitpipe.flink.jobs import FlinkJobError, FlinkRest
 from upbitpipe.flink.render import RenderedStatement
@@ -89,6 +92,49 @@ def test_sql_error_names_the_statement(
     assert message.startswith("trivial.sql:3 (INSERT INTO snk SELECT no_such_column")
     assert "no_such_column" in message.split(":", 2)[-1]
     assert "\n" not in message
+
+
+def test_jobs_cli_lists_stops_with_savepoint_and_cancels(
+    tmp_path: Path, flink_cluster: FlinkFixture, flink_runtime: FlinkRuntime
+) -> None:
+    settings = load_settings(overrides=flink_cluster.overrides(), env={}).settings
+    unbounded = [
+        "CREATE TEMPORARY TABLE src (n BIGINT) WITH ('connector' = 'datagen', 'rows-per-second' = '20')",
+        "CREATE TEMPORARY TABLE snk (n BIGINT) WITH ('connector' = 'blackhole')",
+        "INSERT INTO snk SELECT n FROM src",
+    ]
+    # two INSERTs outside a statement set: two jobs from one session
+    result = submit(
+        _statements([*unbounded, unbounded[-1]]),
+        settings,
+        flink_runtime,
+        SubmitOptions(timeout=240),
+    )
+    job_ids = result.job_ids
+    assert len(job_ids) == 2
+    rest = FlinkRest(flink_cluster.rest_url)
+    for job_id in job_ids:
+        rest.wait_for_state(job_id, {"RUNNING"}, 60.0)
+    cli = CliRunner()
+    base = ["flink", "jobs", "--rest-url", flink_cluster.rest_url]
+    listed = cli.invoke(app, [*base, "--json"])
+    assert listed.exit_code == 0, listed.output
+    running = {j["job_id"] for j in json.loads(listed.output) if j["state"] == "RUNNING"}
+    assert set(job_ids) <= running
+
+    savepoints = (tmp_path / "savepoints").as_uri()
+    stopped = cli.invoke(app, [*base, "--stop", job_ids[0], "--savepoint-dir", savepoints])
+    assert stopped.exit_code == 0, stopped.output
+    assert "savepoint at file:" in stopped.output
+    assert any((tmp_path / "savepoints").iterdir())
+    assert rest.wait_for_state(job_ids[0], {"FINISHED"}, 60.0) == "FINISHED"
+
+    cancelled = cli.invoke(app, [*base, "--cancel", job_ids[1]])
+    assert cancelled.exit_code == 0, cancelled.output
+    assert rest.wait_for_state(job_ids[1], {"CANCELED"}, 60.0) == "CANCELED"
+
+    unknown = cli.invoke(app, [*base, "--cancel", "0" * 32])
+    assert unknown.exit_code == 1 and "no Flink job" in unknown.output
 
 
 def test_stop_leaves_no_process_and_restarts(flink_cluster: FlinkFixture) -> None:
