@@ -301,7 +301,7 @@ class KafkaCluster:
 
     def stop(self, timeout: float) -> None:
         """SIGTERM all nodes at once (controlled shutdown), SIGKILL after ``timeout``."""
-        procs = [self._node_process(i, "java") for i in range(len(self.nodes))]
+        procs = [self._bookkeeping(n) for n in self.formatted_nodes()]
         procs += self._strays(procs)
         import concurrent.futures
 
@@ -346,25 +346,41 @@ class KafkaCluster:
             raise ConfigError(msg)
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def formatted_nodes(self) -> list[KafkaNode]:
+        """The topology the data on disk was formatted for (else the planned one).
+
+        ``status`` and ``stop`` report on what actually runs, even when it was started with
+        another ``--brokers`` than the config now says.
+        """
+        meta = self.dir / "cluster.json"
+        try:
+            saved = json.loads(meta.read_text(encoding="utf-8"))
+            return [KafkaNode(**node) for node in saved["nodes"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return list(self.nodes)
+
     def status(self) -> ServiceStatus:
-        procs = [self._node_process(i, "java") for i in range(len(self.nodes))]
+        nodes = self.formatted_nodes()
+        procs = [self._bookkeeping(n) for n in nodes]
         pids = [pid for p in procs for pid in ([p.pid] if p.pid else [])]
         up = [
             p.is_running() and port_open(self.bind_host, n.client_port)
-            for p, n in zip(procs, self.nodes, strict=True)
+            for p, n in zip(procs, nodes, strict=True)
         ]
         running = any(p.is_running() for p in procs)
+        bootstrap = [n.bootstrap for n in nodes]
         healthy = (
-            running
-            and all(up)
-            and broker_ids_sync(self.bootstrap_servers, 2.0) == [n.node_id for n in self.nodes]
+            running and all(up) and broker_ids_sync(bootstrap, 2.0) == [n.node_id for n in nodes]
         )
         return ServiceStatus(
             name=self.name,
-            address=",".join(self.bootstrap_servers),
+            address=",".join(bootstrap),
             running=running,
             pids=pids,
             healthy=healthy,
             version=f"Apache Kafka {KAFKA_VERSION} (KRaft)",
-            detail=f"{sum(up)}/{len(self.nodes)} brokers up; logs {self.dir}/node-*/",
+            detail=f"{sum(up)}/{len(nodes)} brokers up; logs {self.dir}/node-*/",
         )
+
+    def _bookkeeping(self, node: KafkaNode) -> ManagedProcess:
+        return ManagedProcess(f"node-{node.node_id}", self.dir, ["java"])
