@@ -9,12 +9,19 @@ from typing import Any
 
 import orjson
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.upbit.codec import ErrorFrame, MarketEvent, StatusFrame, parse_frame
+
+
+def connect(url: str, **kwargs: Any) -> ws_connect:
+    """A client that does not wait 10 s to close when the test stopped reading."""
+    return ws_connect(url, close_timeout=0.5, **kwargs)
+
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -47,14 +54,17 @@ async def _events(ws: ClientConnection, n: int) -> list[tuple[bytes, MarketEvent
     return out
 
 
-async def test_default_format_gets_exactly_what_was_asked(server: ReplayServer) -> None:
+@pytest.mark.parametrize("compression", ["deflate", None])  # None: the pre-framed fast path
+async def test_default_format_gets_exactly_what_was_asked(
+    server: ReplayServer, compression: str | None
+) -> None:
     request = [
         {"ticket": "conf-1"},
         {"type": "trade", "codes": ["KRW-BTC"]},
         {"type": "ticker", "codes": ["KRW-BTC"]},
         {"format": "DEFAULT"},
     ]
-    async with connect(server.ws_url) as ws:
+    async with connect(server.ws_url, compression=compression) as ws:
         await ws.send(orjson.dumps(request).decode())
         got = await _events(ws, 40)
     assert {e.type for _, e in got} == {"trade", "ticker"}
@@ -65,9 +75,12 @@ async def test_default_format_gets_exactly_what_was_asked(server: ReplayServer) 
     assert set(streams[2:]) == {"REALTIME"}
 
 
-async def test_simple_format_orderbook_depth_suffix(server: ReplayServer) -> None:
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_simple_format_orderbook_depth_suffix(
+    server: ReplayServer, compression: str | None
+) -> None:
     request = '[{"ticket":"c2"},{"format":"SIMPLE"},{"type":"orderbook","codes":["KRW-ETH.5"]}]'
-    async with connect(server.ws_url) as ws:
+    async with connect(server.ws_url, compression=compression) as ws:
         await ws.send(request)
         got = await _events(ws, 10)
     for raw, event in got:

@@ -9,13 +9,20 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
 from upbitpipe.replay.capture import CaptureWriter
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame, subscribe_request
+
+
+def connect(url: str, **kwargs: Any) -> ws_connect:
+    """A client that does not wait 10 s to close when the test stopped reading."""
+    return ws_connect(url, close_timeout=0.5, **kwargs)
+
 
 pytestmark = pytest.mark.timeout(30)
 DATA = Path(__file__).parent.parent / "data"
@@ -37,9 +44,10 @@ async def _frames(ws: ClientConnection, n: int) -> list[bytes]:
     return out
 
 
-async def test_drop_after_messages_cuts_without_close_frame() -> None:
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_drop_after_messages_cuts_without_close_frame(compression: str | None) -> None:
     async with ReplayServer(_options(drop_after_messages=25)) as srv:
-        async with connect(srv.ws_url) as ws:
+        async with connect(srv.ws_url, compression=compression) as ws:
             await ws.send(subscribe_request("d", ALL, ["KRW-BTC"]))
             received = 0
             with pytest.raises(ConnectionClosedError):
@@ -62,8 +70,10 @@ async def test_drop_after_seconds() -> None:
             assert 0.25 < time.monotonic() - started < 2
 
 
-async def test_malformed_every_n() -> None:
-    async with ReplayServer(_options(malformed_every=5)) as srv, connect(srv.ws_url) as ws:
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_malformed_every_n(compression: str | None) -> None:
+    server = ReplayServer(_options(malformed_every=5))
+    async with server as srv, connect(srv.ws_url, compression=compression) as ws:
         await ws.send(subscribe_request("m", ALL, ["KRW-BTC", "KRW-ETH"]))
         frames = await _frames(ws, 60)
     bad = 0
@@ -85,16 +95,20 @@ async def _trade_ids(ws: ClientConnection, n: int) -> list[int]:
     return ids
 
 
-async def test_duplicates_are_resent_trades() -> None:
-    async with ReplayServer(_options(duplicate_rate=1.0)) as srv, connect(srv.ws_url) as ws:
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_duplicates_are_resent_trades(compression: str | None) -> None:
+    server = ReplayServer(_options(duplicate_rate=1.0))
+    async with server as srv, connect(srv.ws_url, compression=compression) as ws:
         await ws.send(subscribe_request("x", ["trade"], ["KRW-BTC"], only_realtime=True))
         ids = await _trade_ids(ws, 40)
     assert ids[0::2] == ids[1::2]
     assert len(set(ids)) == 20
 
 
-async def test_reorder_swaps_adjacent_trades() -> None:
-    async with ReplayServer(_options(reorder_rate=1.0)) as srv, connect(srv.ws_url) as ws:
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_reorder_swaps_adjacent_trades(compression: str | None) -> None:
+    server = ReplayServer(_options(reorder_rate=1.0))
+    async with server as srv, connect(srv.ws_url, compression=compression) as ws:
         await ws.send(subscribe_request("x", ["trade"], ["KRW-BTC"], only_realtime=True))
         ids = await _trade_ids(ws, 40)
     truth = [t["sequential_id"] for t in srv.generated_trades("KRW-BTC")]

@@ -11,13 +11,19 @@ from typing import Any
 
 import orjson
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import connect as ws_connect
 
 from upbitpipe.errors import ServiceUnavailableError, UnknownMarketError
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.upbit.codec import MarketEvent, parse_frame, subscribe_request
 from upbitpipe.upbit.rest import UpbitRestClient, normalise_rest_trade, parse_remaining_req
+
+
+def connect(url: str, **kwargs: Any) -> ws_connect:
+    """A client that does not wait 10 s to close when the test stopped reading."""
+    return ws_connect(url, close_timeout=0.5, **kwargs)
+
 
 pytestmark = pytest.mark.timeout(30)
 DATA = Path(__file__).parent.parent / "data"
