@@ -207,3 +207,15 @@ async def test_capture_at_fixed_rate_and_rest(tmp_path: Path) -> None:
             markets = (await client.get("/v1/market/all")).json()
     assert [row["sequential_id"] for row in rows] == [1676965262139000, 1676965262139000]
     assert [m["market"] for m in markets] == ["KRW-BTC"]
+
+
+async def test_slow_consumer_is_closed() -> None:
+    options = _options(rate=5000, max_pending_frames=300, write_buffer_bytes=16_384)
+    async with ReplayServer(options) as srv:
+        async with connect(srv.ws_url, max_queue=1, compression=None) as ws:
+            await ws.send(subscribe_request("slow", ALL, ["KRW-BTC", "KRW-ETH"]))
+            for _ in range(100):  # never read: the server must give up on us
+                if srv.stats_snapshot().get("slow_consumer_closes"):
+                    break
+                await asyncio.sleep(0.05)
+        assert srv.stats_snapshot()["slow_consumer_closes"] == 1

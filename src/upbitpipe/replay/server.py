@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 WS_PATH = "/websocket/v1"
 
 _ws_log = logging.getLogger("upbitpipe.replay.websockets")
-_ws_log.setLevel(logging.WARNING)  # websockets logs every REST answer as a rejected handshake
 
 
 class ReplayServer:
@@ -90,6 +89,8 @@ class ReplayServer:
         if self._server is not None:
             return
         options = self.options
+        if _ws_log.level == logging.NOTSET:  # websockets logs every REST answer as a rejection
+            _ws_log.setLevel(logging.WARNING)
         try:
             self._server = await serve(
                 self._handle_ws,
@@ -310,6 +311,8 @@ class ReplayServer:
                 timer.cancel()
             for task in tasks:
                 task.cancel()
+            if session.closing is not None:
+                tasks.append(session.closing)
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _on_request(self, session: ClientSession, message: str | bytes) -> None:

@@ -61,6 +61,7 @@ class ClientSession:
         self.dropped = False
         self.last_tx = time.monotonic()
         self._wake = asyncio.Event()
+        self.closing: asyncio.Task[None] | None = None  # kept, awaited by the handler
         self._rng = random.Random(seed)
         self._held: bytes | None = None
         self._faulty = options.has_faults
@@ -144,7 +145,10 @@ class ClientSession:
         self.stats["slow_consumer_closes"] += 1
         self.queue.clear()
         self.routes = {}
-        asyncio.get_running_loop().create_task(self.ws.close(1008, "client too slow"))
+        if self.closing is None:
+            self.closing = asyncio.get_running_loop().create_task(
+                self.ws.close(1008, "client too slow")
+            )
 
     # --- sender -----------------------------------------------------------------------
     async def run_sender(self) -> None:
