@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,7 +13,6 @@ from rich.table import Table
 from upbitpipe.cli.context import cli_context, fail
 from upbitpipe.config import Settings
 from upbitpipe.errors import UpbitpipeError
-from upbitpipe.flink.jars import CONNECTOR_JARS, fetch_connector_jars
 from upbitpipe.flink.jobs import FlinkRest
 from upbitpipe.flink.render import render_files, resolve_files
 from upbitpipe.flink.runtime import FlinkRuntime
@@ -146,38 +143,6 @@ def _print_result(result: SubmitResult, settings: Settings, *, local: bool) -> N
             out.print(f"job {job_id} finished ({result.seconds:.0f} s)")
         elif not local:
             out.print(f"job {job_id} running on {settings.flink.rest_url}")
-
-
-@app.command("jars")
-def jars_cmd(
-    ctx: typer.Context,
-    dest: Annotated[
-        Path | None,
-        typer.Option(
-            "--dest", help="Also copy the jars here (e.g. compose/flink/jars for docker)."
-        ),
-    ] = None,
-) -> None:
-    """Fetch the pinned connector jars (Kafka, Paimon, S3, Hadoop) and list them.
-
-    Examples:
-
-      upbitpipe flink jars
-
-      upbitpipe flink jars --dest compose/flink/jars
-    """
-    settings = cli_context(ctx).settings()
-    try:
-        paths = fetch_connector_jars(settings.infra.cache_dir)
-    except UpbitpipeError as exc:
-        fail(str(exc))
-    if dest is not None:
-        dest.mkdir(parents=True, exist_ok=True)
-        for path in paths:
-            shutil.copy2(path, dest / path.name)
-    for artifact, path in zip(CONNECTOR_JARS, paths, strict=True):
-        where = dest / path.name if dest is not None else path
-        out.print(f"{artifact.name}  sha256:{artifact.sha256[:16]}...  {where}")
 
 
 @app.command("jobs")

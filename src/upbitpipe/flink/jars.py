@@ -17,6 +17,8 @@ Why these versions (checked against what Maven Central serves here, 2026-11):
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 from upbitpipe.infra.artifacts import Artifact, fetch_all, maven_artifact
@@ -68,3 +70,31 @@ CONNECTOR_JARS: tuple[Artifact, ...] = (
 def fetch_connector_jars(cache_dir: Path, *, progress: bool = True) -> list[Path]:
     """The verified local copies of :data:`CONNECTOR_JARS` (downloaded once, then offline)."""
     return fetch_all(CONNECTOR_JARS, cache_dir, progress=progress)
+
+
+def copy_connector_jars(cache_dir: Path, dest: Path) -> list[Path]:
+    """Fetch the jars and copy them into ``dest`` (e.g. ``compose/flink/jars`` for docker)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for path in fetch_connector_jars(cache_dir):
+        shutil.copy2(path, dest / path.name)
+        copied.append(dest / path.name)
+    return copied
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m upbitpipe.flink.jars DEST``: the pinned jars into DEST (cache from config)."""
+    from upbitpipe.config import load_settings
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m upbitpipe.flink.jars DEST_DIR", file=sys.stderr)
+        return 2
+    cache_dir = load_settings().settings.infra.cache_dir
+    for path in copy_connector_jars(cache_dir, Path(args[0])):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
