@@ -178,14 +178,6 @@ class ReplayServer:
         self._thread = None
         self._thread_loop = None
 
-    def call_in_loop(self, fn: Any, *args: Any) -> None:
-        """Run ``fn(*args)`` on the server's thread loop (thread mode) or right away."""
-        loop = self._thread_loop
-        if loop is not None:
-            loop.call_soon_threadsafe(fn, *args)
-        else:
-            fn(*args)
-
     # --- sources and fan-out ------------------------------------------------------------
     async def _run_source(self) -> None:
         options = self.options
@@ -247,16 +239,30 @@ class ReplayServer:
         return self.trades.normalised(market)
 
     def drop_connections(self) -> int:
-        """Cut every open WebSocket connection (a network failure); returns how many."""
+        """Cut every open WebSocket connection (a network failure); returns how many.
+
+        Safe to call from another thread when the server runs in :meth:`start_in_thread`.
+        """
         sessions = list(self.sessions)
         for session in sessions:
-            session.drop()
+            self._on_loop(session.drop)
         return len(sessions)
 
     def inject_rest_errors(self, count: int, status: int = 429) -> None:
-        """Answer the next ``count`` ``/v1`` requests with ``status``."""
-        self._rest.error_budget = count
-        self._rest.error_status = status
+        """Answer the next ``count`` ``/v1`` requests with ``status`` (any thread)."""
+
+        def apply() -> None:
+            self._rest.error_budget = count
+            self._rest.error_status = status
+
+        self._on_loop(apply)
+
+    def _on_loop(self, fn: Any) -> None:
+        loop = self._thread_loop
+        if loop is not None and threading.current_thread() is not self._thread:
+            loop.call_soon_threadsafe(fn)
+        else:
+            fn()
 
     def stats_snapshot(self) -> dict[str, Any]:
         data: dict[str, Any] = dict(self.stats)

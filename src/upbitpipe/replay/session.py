@@ -1,8 +1,11 @@
 """One WebSocket client of the replay server: its subscription, send queue and faults.
 
-Frames are queued as pre-serialised bytes and written by one sender task in batches:
-``protocol.send_binary`` per frame, one ``transport.write`` per batch, then ``drain`` for
-back-pressure. A client that falls more than ``max_pending_frames`` behind is closed
+Frames are queued as pre-serialised bytes and written by one sender task in batches of up
+to 1024, then ``drain()`` for back-pressure. Without a negotiated extension (no
+permessage-deflate) each event is framed once (:meth:`WireEvent.ws_frame`, shared by every
+such client) and a batch is one ``transport.write``; with compression every frame goes
+through websockets' ``protocol.send_binary``. Status/error/close frames always go through
+the protocol object. A client that falls more than ``max_pending_frames`` behind is closed
 (1008), as an exchange would drop a slow consumer.
 """
 

@@ -125,9 +125,10 @@ class TradeStore:
         columns = self._markets.get(market)
         if not columns:
             return []
-        return [
-            normalise_rest_trade(self.rest_row(market, columns, i)) for i in range(len(columns))
-        ]
+        # ask_bid is appended last: its length counts complete rows even while another
+        # thread (start_in_thread mode) is appending.
+        rows = len(columns.ask_bid)
+        return [normalise_rest_trade(self.rest_row(market, columns, i)) for i in range(rows)]
 
 
 def _cutoff_ms(newest_ms: int, to: str | None, days_ago: int | None) -> int:
