@@ -164,6 +164,17 @@ def _write_capture(root: Path) -> list[bytes]:
     return frames
 
 
+async def test_capture_frames_in_their_own_format_are_sent_verbatim(tmp_path: Path) -> None:
+    recorded = _write_capture(tmp_path)
+    options = _options(capture=tmp_path, speed=10.0, markets=[])
+    async with ReplayServer(options) as srv, connect(srv.ws_url) as ws:
+        await ws.send(subscribe_request("v", ALL, ["KRW-BTC"], fmt="SIMPLE", only_realtime=True))
+        frames = await _frames(ws, 6)
+    assert frames[:2] == recorded[:2]  # SIMPLE ticker and trade, byte for byte
+    assert frames[2].startswith(b'{"ty":"orderbook"')  # recorded as SNAPSHOT: re-encoded
+    assert b'"st":"REALTIME"' in frames[2]
+
+
 async def test_capture_playback_in_any_format(tmp_path: Path) -> None:
     _write_capture(tmp_path)
     options = _options(capture=tmp_path, speed=1.0, markets=[])

@@ -93,6 +93,10 @@ class WireEvent:
             )
         )
 
+    def seed(self, payload: bytes, fmt: str) -> None:
+        """Use ``payload`` as the realtime full-depth frame in ``fmt`` (e.g. a recorded frame)."""
+        self._cache[(fmt, 30, False)] = payload
+
     def ws_frame(self, fmt: str = "DEFAULT", depth: int = 30, snapshot: bool = False) -> bytes:
         """The payload as a complete unmasked binary WebSocket frame (no extensions)."""
         key = (fmt, depth, snapshot)
