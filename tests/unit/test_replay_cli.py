@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,14 @@ def test_bad_arguments_fail_with_one_line(args: list[str], message: str, tmp_pat
     result = runner.invoke(app, ["replay", "serve", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_busy_port_is_one_line() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = runner.invoke(app, ["replay", "serve", "--synthetic", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    assert "cannot listen" in result.output
+    assert "Traceback" not in result.output

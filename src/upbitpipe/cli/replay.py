@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from upbitpipe.cli.context import fail
+from upbitpipe.errors import UpbitpipeError
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 
@@ -129,7 +130,10 @@ def serve(
         options.validate()
     except ValueError as exc:
         fail(str(exc), code=2)
-    asyncio.run(_serve(options))
+    try:
+        asyncio.run(_serve(options))
+    except UpbitpipeError as exc:
+        fail(str(exc))
 
 
 async def _serve(options: ReplayOptions) -> None:
