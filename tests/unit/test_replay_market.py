@@ -126,3 +126,17 @@ def test_request_parsing_accepts_both_spellings_and_any_format_position() -> Non
     with pytest.raises(RequestError) as info:
         parse_request('[{"ticket":"t"},{"type":"trade","codes":["KRW-BTC.5"]}]')
     assert info.value.name == "INVALID_PARAM"
+
+
+def test_day_statistics_restart_at_utc_midnight() -> None:
+    state = SyntheticMarket(["KRW-BTC"], 1, T0, 0.0).states["KRW-BTC"]
+    midnight = (T0 // 86_400_000 + 1) * 86_400_000
+    for i in range(5):
+        state.trade(midnight - 5000 + i)
+    _, before = state.trade(midnight - 1)
+    last_price = before.wire["trade_price"]
+    _, after = state.trade(midnight + 10)
+    assert before.wire["acc_trade_volume"] > after.wire["acc_trade_volume"]
+    assert after.wire["acc_trade_volume"] == after.wire["trade_volume"]
+    assert after.wire["prev_closing_price"] == after.wire["opening_price"] == last_price
+    assert after.wire["trade_date"] != before.wire["trade_date"]

@@ -125,8 +125,17 @@ class MarketState:
         if second != self._clock_second:
             self._clock_second = second
             moment = datetime.fromtimestamp(second, tz=UTC)
-            self._date, self._time = f"{moment:%Y-%m-%d}", f"{moment:%H:%M:%S}"
+            date = f"{moment:%Y-%m-%d}"
+            if self._date and date != self._date:
+                self._new_day()
+            self._date, self._time = date, f"{moment:%H:%M:%S}"
             self._tdate, self._ttime = f"{moment:%Y%m%d}", f"{moment:%H%M%S}"
+
+    def _new_day(self) -> None:
+        """UTC midnight: yesterday's last price closes the day; day statistics restart."""
+        last = self.last_trade.wire["trade_price"] if self.last_trade else self.bid
+        self.prev_close = self.open = self.high = self.low = last
+        self.acc_volume = self.acc_price = self.acc_ask = self.acc_bid = 0.0
 
     def _next_sid(self, ms: int) -> int:
         if ms > self._sid_ms:
