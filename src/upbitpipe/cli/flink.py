@@ -109,7 +109,10 @@ def submit_cmd(
     except UpbitpipeError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        err.print("interrupted: the local job was stopped")
+        if local:
+            err.print("interrupted: the local job was stopped")
+        else:
+            err.print("interrupted: jobs already submitted keep running (`upbitpipe flink jobs`)")
         raise typer.Exit(130) from None
     _print_result(result, settings, local=local)
 
