@@ -26,6 +26,24 @@ def _clean_env(
     yield
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """CLI tests install handlers on streams CliRunner closes afterwards; put the root
+    logger back so later tests do not log into closed streams."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+
+
 @pytest.fixture(scope="session")
 def artifact_cache() -> Path:
     """Where pinned downloads (jars, binaries) live; shared across runs and with users."""
