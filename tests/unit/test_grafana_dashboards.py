@@ -113,6 +113,11 @@ def sample_events(now_ms: int) -> dict[str, list[dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def sess(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    # "now" is taken when the data is made, not at import: in a full run this module may
+    # execute minutes after collection, and the queries compare against now().
+    global NOW_S, FROM_S, TO_S
+    NOW_S = int(time.time())
+    FROM_S, TO_S = NOW_S - 3600, NOW_S + 60
     session = chdb_session.Session(str(tmp_path_factory.mktemp("chdb-grafana")))
     settings = load_settings(env={}).settings  # database "upbit", as the datasource expects
     for stmt in render_statements(settings):
