@@ -17,7 +17,8 @@ from typing import Any
 
 from upbitpipe.collector.runtime import CollectorResult, run_collector
 from upbitpipe.config import Settings
-from upbitpipe.lake.tables import lake_catalog_options
+from upbitpipe.lake.candles_job import rebuild_candles
+from upbitpipe.lake.read import read_table
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 
@@ -31,6 +32,7 @@ class DemoReport:
     expected_trades: int
     missing: int
     stored_twice: int
+    candles: int
 
     @property
     def ok(self) -> bool:
@@ -39,13 +41,8 @@ class DemoReport:
 
 def lake_trade_ids(settings: Settings) -> TradeIds:
     """(market, sequential_id) of every trade row, read back (merged) with pypaimon."""
-    from pypaimon import CatalogFactory
-
-    catalog = CatalogFactory.create(lake_catalog_options(settings))
-    table = catalog.get_table(f"{settings.lake.database}.trade")
-    builder = table.new_read_builder().with_projection(["market", "sequential_id"])
-    arrow = builder.new_read().to_arrow(builder.new_scan().plan().splits())
-    return Counter((r["market"], r["sequential_id"]) for r in arrow.to_pylist())
+    rows = read_table(settings, "trade", ["market", "sequential_id"])
+    return Counter((r["market"], r["sequential_id"]) for r in rows)
 
 
 def expected_trade_ids(
@@ -106,12 +103,14 @@ async def run_demo(
                     await ticker
         lake = await asyncio.to_thread(lake_trade_ids, demo_settings)
         expected = expected_trade_ids(server.generated_trades, lake, markets)
+        candle_report = await asyncio.to_thread(rebuild_candles, demo_settings, since_minutes=None)
     return DemoReport(
         result=result,
         lake_trades=len(lake),
         expected_trades=len(expected),
         missing=len(expected - set(lake)),
         stored_twice=sum(1 for n in lake.values() if n > 1),
+        candles=candle_report.candles_written,
     )
 
 

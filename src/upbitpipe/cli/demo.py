@@ -75,7 +75,8 @@ def demo(
     verdict = "OK" if report.ok else "FAILED"
     console.print(
         f"demo {verdict}: {report.expected_trades} trades generated while collecting, "
-        f"{report.lake_trades} in the lake, {report.missing} missing, {report.stored_twice} stored twice"
+        f"{report.lake_trades} in the lake, {report.missing} missing, {report.stored_twice} stored twice; "
+        f"{report.candles} one-minute candles rebuilt (upbitpipe lake candles)"
     )
     if not report.ok:
         raise typer.Exit(1)

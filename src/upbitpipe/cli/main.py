@@ -17,6 +17,7 @@ from upbitpipe.cli import (
     demo,
     flink,
     infra,
+    lake,
     replay,
     stats,
 )
@@ -84,6 +85,7 @@ app.add_typer(buckets.app, name="buckets")
 app.add_typer(ch.app, name="ch")
 app.add_typer(flink.app, name="flink")
 app.add_typer(infra.app, name="infra")
+app.add_typer(lake.app, name="lake")
 app.add_typer(replay.app, name="replay")
 app.command("collect")(collect.collect)
 app.command("demo")(demo.demo)

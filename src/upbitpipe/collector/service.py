@@ -40,7 +40,8 @@ from upbitpipe.upbit.rest import UpbitRestClient
 
 log = logging.getLogger(__name__)
 
-BACKFILL_MARGIN_MS = 2_000
+BACKFILL_MARGIN_MS = 5_000  # plus twice the observed stream delay, capped:
+BACKFILL_MAX_MARGIN_MS = 300_000
 BACKFILL_SECOND_PASS_SECONDS = 2.0
 
 
@@ -99,6 +100,7 @@ class CollectorService:
             for index, markets in enumerate(plan.shards)
         ]
         self._last_trade_ms: dict[str, int] = {}
+        self._trade_lag_ms = 0.0
         self._backfills: set[asyncio.Task[None]] = set()
         self._emit_lock = asyncio.Lock()
 
@@ -134,8 +136,13 @@ class CollectorService:
             return
         if event_type == "trade":
             ts = data.get("trade_timestamp")
-            if isinstance(ts, int) and ts > self._last_trade_ms.get(market, 0):
-                self._last_trade_ms[market] = ts
+            if isinstance(ts, int):
+                if ts > self._last_trade_ms.get(market, 0):
+                    self._last_trade_ms[market] = ts
+                if source == SOURCE_WEBSOCKET:
+                    # decaying max of exchange->us delay: frames this late may have been
+                    # in flight when a socket died, so backfill must reach back past them
+                    self._trade_lag_ms = max(received_ms - ts, self._trade_lag_ms * 0.999)
         record = dict(data)
         record["_ingested_at"] = received_ms
         record["_source"] = source
@@ -151,12 +158,13 @@ class CollectorService:
     async def on_reconnect(self, state: ConnectionState, outage_seconds: float) -> None:
         if "trade" not in self.plan.types or not self.settings.collector.backfill:
             return
+        margin = int(min(BACKFILL_MAX_MARGIN_MS, BACKFILL_MARGIN_MS + 2 * self._trade_lag_ms))
         for market in state.markets:
             since = self._last_trade_ms.get(market)
             if since is None:
                 continue
             task = asyncio.create_task(
-                self._backfill(market, since - BACKFILL_MARGIN_MS), name=f"backfill-{market}"
+                self._backfill(market, since - margin), name=f"backfill-{market}"
             )
             self._backfills.add(task)
             task.add_done_callback(self._backfills.discard)
