@@ -184,3 +184,18 @@ async def test_prometheus_endpoint_serves_the_counters(tmp_path: Path) -> None:
     assert str(result.metrics_port) in status["metrics_url"]
     assert 'upbitpipe_events_total{type="trade"}' in body
     assert 'upbitpipe_connection_up{shard="0"} 1.0' in body
+
+
+async def test_a_restart_backfills_the_downtime(tmp_path: Path) -> None:
+    async with ReplayServer(ReplayOptions(markets=MARKETS[:2], seed=8, rate=150)) as server:
+        settings = collector_settings(
+            tmp_path, server, **{"collector.markets": ",".join(MARKETS[:2])}
+        )
+        await run_collector(settings, duration=4, handle_signals=False)
+        await asyncio.sleep(3)  # the exchange keeps trading while the collector is down
+        second = await run_collector(settings, duration=5, handle_signals=False)
+    assert sum(second.snapshot["backfilled"].values()) > 0, "the downtime was not backfilled"
+    lake = lake_trade_ids(settings)
+    assert max(lake.values()) == 1
+    missing = expected_trade_ids(server, lake, MARKETS[:2]) - set(lake)
+    assert not missing, f"{len(missing)} trades of the downtime are missing"

@@ -58,6 +58,7 @@ class UpbitConnection:
         on_reconnect: ReconnectHandler,
         *,
         backoff: Backoff,
+        resume: bool = False,
     ) -> None:
         self.state = ConnectionState(shard=shard, markets=list(markets))
         self.types = list(types)
@@ -66,13 +67,14 @@ class UpbitConnection:
         self.on_frame = on_frame
         self.on_reconnect = on_reconnect
         self.backoff = backoff
+        self.resume = resume
         self._ws: ClientConnection | None = None
         self._last_frame_mono = 0.0
         self._watchdog_fired = False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect and read until ``stop`` is set; never raises for network trouble."""
-        first = True
+        first = not self.resume  # resuming an earlier run: the first session is a reconnect
         while not stop.is_set():
             await self.connect_limiter.acquire()
             try:

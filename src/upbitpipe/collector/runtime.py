@@ -25,6 +25,41 @@ from upbitpipe.upbit.rest import UpbitRestClient
 log = logging.getLogger(__name__)
 
 
+RESUME_FILE = "resume.json"
+RESUME_MAX_AGE_MS = 7 * 24 * 3600 * 1000  # Upbit's REST serves trades of the last 7 days
+
+
+def load_resume(path: Path, *, max_age_ms: int, now_ms: int | None = None) -> dict[str, int]:
+    """Last trade time per market from an earlier run; entries older than REST can reach
+    are dropped (that gap cannot be filled and is logged instead)."""
+    import time
+
+    import orjson
+
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    fresh = {
+        str(m): int(ts) for m, ts in data.items() if isinstance(ts, int) and now - ts <= max_age_ms
+    }
+    if len(fresh) < len(data):
+        log.warning(
+            "resume: %d markets stopped more than 7 days ago; that gap cannot be backfilled",
+            len(data) - len(fresh),
+        )
+    return fresh
+
+
+def save_resume(path: Path, last_trade_ms: dict[str, int]) -> None:
+    import orjson
+
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(orjson.dumps(last_trade_ms))
+    tmp.replace(path)
+
+
 @dataclass
 class CollectorResult:
     snapshot: dict[str, Any]
@@ -108,8 +143,19 @@ async def run_collector(
                 len(plan.shards),
                 ",".join(cfg.sinks),
             )
+            resume_path = cfg.state_dir / RESUME_FILE
+            resume = load_resume(resume_path, max_age_ms=RESUME_MAX_AGE_MS) if cfg.backfill else {}
+            if resume:
+                log.info(
+                    "resuming: backfilling trades since the last run for %d markets", len(resume)
+                )
             service = CollectorService(
-                settings, plan, build_sinks(settings, dead_letters), rest, dead_letters
+                settings,
+                plan,
+                build_sinks(settings, dead_letters),
+                rest,
+                dead_letters,
+                resume=resume,
             )
             metrics_port: int | None = None
             shutdown_metrics = None
@@ -146,6 +192,9 @@ async def run_collector(
                     for sig in (signal.SIGINT, signal.SIGTERM):
                         loop.remove_signal_handler(sig)
                 final = {**service.snapshot(), **extra, "stopped": True}
+                await asyncio.to_thread(
+                    save_resume, resume_path, {**resume, **service.last_trade_ms}
+                )
                 await asyncio.to_thread(write_status, status_path, final)
                 if shutdown_metrics is not None:
                     await asyncio.to_thread(shutdown_metrics)

@@ -62,7 +62,10 @@ class CollectorService:
         dead_letters: DeadLetterBox,
         *,
         rng: random.Random | None = None,
+        resume: dict[str, int] | None = None,
     ) -> None:
+        """``resume``: last trade time per market of an earlier run (``resume.json``); the
+        first connection then backfills from there, so a restart leaves no gap."""
         self.settings = settings
         self.plan = plan
         self.rest = rest
@@ -96,10 +99,13 @@ class CollectorService:
                     cfg.reconnect_max_delay_seconds,
                     rng=self._rng,
                 ),
+                resume=bool(resume and set(markets) & set(resume)),
             )
             for index, markets in enumerate(plan.shards)
         ]
-        self._last_trade_ms: dict[str, int] = {}
+        self._last_trade_ms: dict[str, int] = {
+            m: ts for m, ts in (resume or {}).items() if m in plan.markets
+        }
         self._trade_lag_ms = 0.0
         self._backfills: set[asyncio.Task[None]] = set()
         self._emit_lock = asyncio.Lock()
@@ -240,6 +246,11 @@ class CollectorService:
             timeout = self.settings.collector.shutdown_timeout_seconds
             for runner in started:
                 await runner.stop(timeout=timeout / max(1, len(started)))
+
+    @property
+    def last_trade_ms(self) -> dict[str, int]:
+        """Newest trade time seen per market (saved as ``resume.json`` at shutdown)."""
+        return dict(self._last_trade_ms)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything `stats` and Prometheus show, as plain JSON-able values."""
