@@ -199,3 +199,46 @@ async def test_a_restart_backfills_the_downtime(tmp_path: Path) -> None:
     assert max(lake.values()) == 1
     missing = expected_trade_ids(server, lake, MARKETS[:2]) - set(lake)
     assert not missing, f"{len(missing)} trades of the downtime are missing"
+
+
+async def test_after_a_crash_the_restart_fills_the_gap(tmp_path: Path) -> None:
+    server = ReplayServer(ReplayOptions(markets=MARKETS[:2], rate=150, seed=9))
+    server.start_in_thread()
+    try:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_")},
+            "UPBITPIPE_UPBIT__WEBSOCKET_URL": server.ws_url,
+            "UPBITPIPE_UPBIT__REST_URL": server.rest_url,
+            "UPBITPIPE_COLLECTOR__STATE_DIR": str(tmp_path / "state"),
+            "UPBITPIPE_LAKE__WAREHOUSE": str(tmp_path / "lake"),
+            "UPBITPIPE_LAKE__COMMIT_INTERVAL_SECONDS": "1",
+            "UPBITPIPE_LAKE__BUCKETS": "1",
+            "UPBITPIPE_COLLECTOR__STATUS_INTERVAL_SECONDS": "0.5",
+            "UPBITPIPE_METRICS__PORT": "0",
+        }
+        markets = ",".join(MARKETS[:2])
+        proc = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "upbitpipe", "collect", "--markets", markets, "--sink", "lake"],
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        status_path = tmp_path / "state" / "status.json"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = read_status(status_path)
+            if status and status["sinks"]["lake"]["commits"] >= 3:
+                break
+            await asyncio.sleep(0.3)
+        proc.kill()  # no flush, no clean resume point
+        await asyncio.wait_for(proc.wait(), timeout=10)
+        await asyncio.sleep(2)
+        settings = collector_settings(tmp_path, server, **{"collector.markets": markets})
+        second = await run_collector(settings, duration=5, handle_signals=False)
+    finally:
+        server.stop_thread()
+    assert sum(second.snapshot["backfilled"].values()) > 0
+    lake = lake_trade_ids(settings)
+    assert max(lake.values()) == 1
+    missing = expected_trade_ids(server, lake, MARKETS[:2]) - set(lake)
+    assert not missing, f"{len(missing)} trades lost across the crash"

@@ -144,6 +144,9 @@ async def run_collector(
                 ",".join(cfg.sinks),
             )
             resume_path = cfg.state_dir / RESUME_FILE
+            # after a crash, sinks may not have made the last seconds durable: the periodic
+            # resume point stays behind by the lake's commit interval and some slack
+            crash_slack_ms = int((settings.lake.commit_interval_seconds + 10) * 1000)
             resume = load_resume(resume_path, max_age_ms=RESUME_MAX_AGE_MS) if cfg.backfill else {}
             if resume:
                 log.info(
@@ -179,7 +182,16 @@ async def run_collector(
                     loop.add_signal_handler(sig, _on_signal, stop, sig)
             timer = loop.call_later(duration, stop.set) if duration else None
             status_task = asyncio.create_task(
-                _status_loop(service, status_path, cfg.status_interval_seconds, stop, extra)
+                _status_loop(
+                    service,
+                    status_path,
+                    cfg.status_interval_seconds,
+                    stop,
+                    extra,
+                    resume_path,
+                    resume,
+                    crash_slack_ms,
+                )
             )
             try:
                 await service.run(stop)
@@ -212,10 +224,17 @@ async def _status_loop(
     interval: float,
     stop: asyncio.Event,
     extra: dict[str, Any],
+    resume_path: Path,
+    resume: dict[str, int],
+    crash_slack_ms: int,
 ) -> None:
+    """status.json every ``interval``; resume.json too, held back by ``crash_slack_ms``
+    (the clean shutdown writes the exact one)."""
     while not stop.is_set():
+        behind = {m: ts - crash_slack_ms for m, ts in service.last_trade_ms.items()}
         try:
             await asyncio.to_thread(write_status, path, {**service.snapshot(), **extra})
+            await asyncio.to_thread(save_resume, resume_path, {**resume, **behind})
         except OSError as exc:
             log.warning("cannot write status file %s: %s", path, exc)
         with contextlib.suppress(asyncio.TimeoutError):
