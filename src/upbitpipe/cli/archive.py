@@ -38,7 +38,7 @@ def upload(
     """
     from upbitpipe.archive.upload import upload_archive
     from upbitpipe.infra.s3server import local_credentials
-    from upbitpipe.storage.buckets import _call, make_client
+    from upbitpipe.storage.buckets import make_client, s3_call
 
     settings = cli_context(ctx).settings()
     root = settings.collector.effective_archive_dir
@@ -50,7 +50,7 @@ def upload(
         if creds is None:
             fail("s3.access_key / s3.secret_key are not set (and no local server keys exist)")
         client = make_client(endpoint, creds.access_key, creds.secret_key, settings.s3.region)
-        report = _call(
+        report = s3_call(
             endpoint,
             f"upload to {settings.s3.archive_bucket}",
             lambda: upload_archive(

@@ -230,22 +230,19 @@ def clickhouse_section(settings: Settings) -> Section:
 
 
 def s3_section(settings: Settings) -> Section:
-    s3 = settings.s3
-    if s3.access_key is None or s3.secret_key is None:
-        return Section("s3", "skipped", "no s3.access_key / s3.secret_key configured")
-    try:
-        import urllib3
-        from minio import Minio
+    from upbitpipe.infra.s3server import local_credentials
+    from upbitpipe.storage.buckets import make_client
 
-        endpoint = str(s3.endpoint).rstrip("/")
-        http = urllib3.PoolManager(timeout=TIMEOUT, retries=False)
-        client = Minio(
-            endpoint.split("://", 1)[1],
-            access_key=reveal(s3.access_key),
-            secret_key=reveal(s3.secret_key),
-            secure=endpoint.startswith("https"),
-            region=s3.region,
-            http_client=http,
+    s3 = settings.s3
+    endpoint = str(s3.endpoint).rstrip("/")
+    try:
+        creds = local_credentials(s3, settings.infra.state_dir, create=False)
+        if creds is None:
+            return Section(
+                "s3", "skipped", "no s3.access_key / s3.secret_key (and no local server keys)"
+            )
+        client = make_client(
+            endpoint, creds.access_key, creds.secret_key, s3.region, timeout=TIMEOUT
         )
         rows: list[dict[str, Any]] = []
         for bucket in (s3.warehouse_bucket, s3.archive_bucket):

@@ -63,7 +63,7 @@ def make_client(
     )
 
 
-def _call(endpoint: str, what: str, fn: Callable[[], T]) -> T:
+def s3_call(endpoint: str, what: str, fn: Callable[[], T]) -> T:
     """Run one S3 call, mapping client errors to one-line domain errors."""
     try:
         return fn()
@@ -99,25 +99,25 @@ def ensure_bucket(
     expire_days: int | None = None,
 ) -> BucketResult:
     """Create ``name`` if missing; turn versioning on when asked; set the expiry rule."""
-    exists = _call(endpoint, f"check bucket {name}", lambda: client.bucket_exists(name))
+    exists = s3_call(endpoint, f"check bucket {name}", lambda: client.bucket_exists(name))
     if not exists:
         try:
-            _call(endpoint, f"create bucket {name}", lambda: client.make_bucket(name, region))
+            s3_call(endpoint, f"create bucket {name}", lambda: client.make_bucket(name, region))
         except UpbitpipeError as exc:  # a concurrent `buckets init` won the race
             if "BucketAlreadyOwnedByYou" not in str(exc):
                 raise
     if versioning:
-        current: Any = _call(
+        current: Any = s3_call(
             endpoint, f"read versioning of {name}", lambda: client.get_bucket_versioning(name)
         )
         if current.status != ENABLED:
-            _call(
+            s3_call(
                 endpoint,
                 f"enable versioning on {name}",
                 lambda: client.set_bucket_versioning(name, VersioningConfig(ENABLED)),
             )
     if expire_days is not None:
-        _call(
+        s3_call(
             endpoint,
             f"set the lifecycle of {name}",
             lambda: client.set_bucket_lifecycle(name, _lifecycle(expire_days)),
