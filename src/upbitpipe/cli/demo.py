@@ -74,9 +74,10 @@ def demo(
     Console().print(render(gather(demo_settings, ["collector", "lake"])))
     verdict = "OK" if report.ok else "FAILED"
     console.print(
-        f"demo {verdict}: {report.expected_trades} trades generated while collecting, "
-        f"{report.lake_trades} in the lake, {report.missing} missing, {report.stored_twice} stored twice; "
-        f"{report.candles} one-minute candles rebuilt (upbitpipe lake candles)"
+        f"demo {verdict}: {report.lake_trades} trades in the lake, {report.stored_twice} stored twice; "
+        f"of the {report.expected_trades} the exchange made between the first and the last one "
+        f"collected, {report.missing} missing; {report.candles} one-minute candles rebuilt "
+        "(upbitpipe lake candles)"
     )
     if not report.ok:
         raise typer.Exit(1)
