@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
+import contextlib
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,7 @@ from websockets.asyncio.client import connect
 from upbitpipe.collector.markets import shard
 from upbitpipe.collector.service import CollectorPlan, CollectorService
 from upbitpipe.config import Settings, load_settings
-from upbitpipe.replay.options import ReplayOptions
-from upbitpipe.replay.server import ReplayServer
+from upbitpipe.infra.base import free_port, port_open
 from upbitpipe.sinks.base import Sink, SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.upbit.codec import subscribe_request
@@ -51,15 +52,25 @@ TYPES = ["ticker", "trade", "orderbook"]
 
 
 # --- the exchange, in its own process ----------------------------------------------------
-def _serve(port_out: Any, stop: Any) -> None:
-    async def main() -> None:
-        async with ReplayServer(
-            ReplayOptions(markets=MARKETS, rate=0, seed=3, connect_per_second=None)
-        ) as server:
-            port_out.put(server.port)
-            await asyncio.to_thread(stop.wait)
-
-    asyncio.run(main())
+@contextlib.contextmanager
+def replay_server(rate: float) -> Iterator[int]:
+    """`upbitpipe replay serve --synthetic` as a separate process (what users run)."""
+    port = free_port()
+    cli = Path(sys.executable).with_name("upbitpipe")
+    argv = [str(cli), "replay", "serve", "--synthetic", "--markets", ",".join(MARKETS)]
+    argv += ["--rate", str(rate), "--port", str(port), "--no-limits", "--seed", "3"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                msg = "replay server did not start"
+                raise RuntimeError(msg)
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 # --- sinks ---------------------------------------------------------------------------------
@@ -73,12 +84,17 @@ class CountingSink:
         self.done = done
         self.count = 0
         self.latencies: list[float] = []
+        self.first = 0.0
+        self.last = 0.0
 
     async def open(self) -> None:
         return None
 
     async def write(self, events: Sequence[SinkEvent]) -> None:
         now_ms = time.time() * 1000
+        self.last = time.perf_counter()
+        if not self.first:
+            self.first = self.last
         for event in events:
             stamp = event.record.get("timestamp")
             if isinstance(stamp, int):
@@ -98,25 +114,29 @@ class CountingSink:
 
 
 # --- clients -------------------------------------------------------------------------------
-async def run_baseline(port: int, messages: int) -> tuple[int, list[float]]:
+async def run_baseline(port: int, messages: int) -> tuple[int, list[float], float]:
     latencies: list[float] = []
+    started = 0.0
     async with connect(
         f"ws://127.0.0.1:{port}/websocket/v1", compression=None, max_size=2**22
     ) as ws:
-        await ws.send(subscribe_request(uuid.uuid4().hex, TYPES, MARKETS, only_realtime=True))
+        await ws.send(subscribe_request(uuid.uuid4().hex, TYPES, MARKETS))
         count = 0
         while count < messages:
             obj = orjson.loads(await ws.recv())
             stamp = obj.get("tms") or obj.get("timestamp")
             if stamp:
                 latencies.append(time.time() * 1000 - stamp)
+            if not count:
+                started = time.perf_counter()
             count += 1
-    return count, latencies
+        elapsed = time.perf_counter() - started
+    return count, latencies, elapsed
 
 
 async def run_collector_path(
     port: int, messages: int, variant: str, kafka: str | None, tmp: Path
-) -> tuple[int, list[float]]:
+) -> tuple[int, list[float], float]:
     sinks_cfg = {"collector": [], "+lake": ["lake"], "+kafka": ["kafka"]}[variant]
     flat: dict[str, Any] = {
         "upbit.websocket_url": f"ws://127.0.0.1:{port}/websocket/v1",
@@ -152,26 +172,24 @@ async def run_collector_path(
         await done.wait()
         stop.set()
         await task
-    return counter.count, counter.latencies
+    return counter.count, counter.latencies, counter.last - counter.first
 
 
 def measure(variant: str, port: int, messages: int, kafka: str | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         usage0 = resource.getrusage(resource.RUSAGE_SELF)
-        wall0 = time.perf_counter()
         if variant == "baseline":
-            count, latencies = asyncio.run(run_baseline(port, messages))
+            count, latencies, elapsed = asyncio.run(run_baseline(port, messages))
         else:
-            count, latencies = asyncio.run(
+            count, latencies, elapsed = asyncio.run(
                 run_collector_path(port, messages, variant, kafka, Path(tmp))
             )
-        wall = time.perf_counter() - wall0
         usage1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     lat = sorted(latencies) or [0.0]
     return {
         "msgs": count,
-        "msgs_per_s": count / wall,
+        "msgs_per_s": count / max(elapsed, 1e-9),  # first to last message, not connect/close
         "cpu_us_per_msg": cpu / count * 1e6,
         "p50_ms": lat[len(lat) // 2],
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
@@ -186,6 +204,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="exchange msgs/s (0 = as fast as the client reads: CPU cost; a fixed rate: latency)",
+    )
+    parser.add_argument(
         "--kafka", default=None, help="bootstrap host:port to include the +kafka variant"
     )
     parser.add_argument("--variants", default=None, help="comma-separated subset")
@@ -194,23 +218,13 @@ def main() -> None:
     if args.variants:
         variants = [v for v in variants if v in args.variants.split(",")]
 
-    ctx = mp.get_context("spawn")
-    port_q, stop = ctx.Queue(), ctx.Event()
-    server = ctx.Process(target=_serve, args=(port_q, stop), daemon=True)
-    server.start()
-    port = port_q.get(timeout=30)
     results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
-    try:
+    with replay_server(args.rate) as port:
         for run in range(args.runs):
             for variant in variants:  # alternate so drift hits every variant alike
                 results[variant].append(measure(variant, port, args.messages, args.kafka))
-                print(
-                    f"run {run + 1} {variant:10s} {results[variant][-1]['cpu_us_per_msg']:.1f} µs/msg",
-                    flush=True,
-                )
-    finally:
-        stop.set()
-        server.join(timeout=10)
+                cpu = results[variant][-1]["cpu_us_per_msg"]
+                print(f"run {run + 1} {variant:10s} {cpu:.1f} µs/msg", flush=True)
 
     base = (
         statistics.median(r["cpu_us_per_msg"] for r in results["baseline"])
@@ -218,7 +232,8 @@ def main() -> None:
         else None
     )
     print(
-        f"\n{args.messages} messages per run, median of {args.runs} runs; server in another process"
+        f"\n{args.messages} messages per run, median of {args.runs} runs; "
+        f"exchange: a `replay serve` process at rate {args.rate or 'max'}"
     )
     print(
         f"{'variant':10s} {'msgs/s':>9s} {'CPU µs/msg':>11s} {'vs base':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'RSS MB':>7s}"
