@@ -112,6 +112,7 @@ class UpbitConnection:
             max_size=2**22,
             max_queue=4096,
             compression=None,
+            close_timeout=2,  # do not wait long behind a backlogged server at shutdown
         ) as ws:
             self._ws = ws
             request = subscribe_request(
