@@ -160,3 +160,27 @@ def test_version_and_help() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     assert "Examples" in result.output
+
+
+def test_local_server_keys_fill_unset_s3_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from upbitpipe.infra.s3server import credentials_file, with_local_s3_keys
+
+    state = tmp_path / "infra"
+    creds = credentials_file(state)
+    creds.parent.mkdir(parents=True)
+    creds.write_text('{"access_key": "local-ak", "secret_key": "local-sk-secret"}')
+    env = {"UPBITPIPE_INFRA__STATE_DIR": str(state)}
+    filled = with_local_s3_keys(load_settings(env=env))
+    assert filled.settings.s3.access_key is not None
+    assert filled.settings.s3.access_key.get_secret_value() == "local-ak"
+    assert filled.source_of("s3.secret_key").startswith("local server keys")
+    explicit = {**env, "UPBITPIPE_S3__ACCESS_KEY": "mine", "UPBITPIPE_S3__SECRET_KEY": "mine-too"}
+    kept = with_local_s3_keys(load_settings(env=explicit))
+    assert kept.settings.s3.access_key is not None
+    assert kept.settings.s3.access_key.get_secret_value() == "mine"
+    monkeypatch.setenv("UPBITPIPE_INFRA__STATE_DIR", str(state))
+    shown = runner.invoke(app, ["config", "show"])
+    assert shown.exit_code == 0 and "local-sk-secret" not in shown.output
+    assert "local server keys" in shown.output

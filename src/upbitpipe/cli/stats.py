@@ -27,9 +27,11 @@ def stats(
         typer.Option("--only", help=f"Comma-separated parts: {','.join(ALL_SOURCES)}."),
     ] = None,
 ) -> None:
-    """Collector rates and errors, Kafka offsets and lag, Flink jobs and checkpoints, Paimon
-    snapshots, ClickHouse freshness and bucket usage. A part that is not running shows as
-    down or skipped; the command itself still succeeds.
+    """One screen of pipeline health.
+
+    Collector rates and errors, Kafka offsets and consumer lag, Flink jobs and checkpoints,
+    Paimon snapshots, ClickHouse freshness and bucket usage. A part that is not running shows
+    as down or skipped; the command itself still succeeds.
 
     Examples:
 

@@ -21,13 +21,14 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import SecretStr
 
-from upbitpipe.config import InfraSettings, S3Settings, reveal
+from upbitpipe.config import InfraSettings, LoadedSettings, S3Settings, reveal
 from upbitpipe.errors import ArtifactError, ConfigError
 from upbitpipe.infra.base import ManagedProcess, ServiceStatus
 
@@ -73,6 +74,32 @@ def local_credentials(s3: S3Settings, state_dir: Path, *, create: bool) -> S3Cre
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump({"access_key": creds.access_key, "secret_key": creds.secret_key}, fh)
     return creds
+
+
+def with_local_s3_keys(loaded: LoadedSettings) -> LoadedSettings:
+    """Fill unset ``s3.access_key``/``s3.secret_key`` with the keys `infra up minio`
+    generated for this state dir, so every command (collect, flink submit, stats, ...) talks
+    to the local server without the user copying keys around. Keys set anywhere win."""
+    s3 = loaded.settings.s3
+    if s3.access_key is not None or s3.secret_key is not None:
+        return loaded
+    path = credentials_file(loaded.settings.infra.state_dir)
+    if not path.is_file():
+        return loaded
+    creds = local_credentials(s3, loaded.settings.infra.state_dir, create=False)
+    if creds is None:
+        return loaded
+    filled = s3.model_copy(
+        update={
+            "access_key": SecretStr(creds.access_key),
+            "secret_key": SecretStr(creds.secret_key),
+        }
+    )
+    origin = f"local server keys {path}"
+    sources = {**loaded.sources, "s3.access_key": origin, "s3.secret_key": origin}
+    return replace(
+        loaded, settings=loaded.settings.model_copy(update={"s3": filled}), sources=sources
+    )
 
 
 def minio_binary_path(cache_dir: Path) -> Path:
