@@ -122,7 +122,7 @@ def up(
 
 
 def _init_buckets_after_start(settings: Settings) -> None:
-    from upbitpipe.infra.s3server import credentials_file, local_credentials
+    from upbitpipe.infra.s3server import keys_origin, local_credentials
     from upbitpipe.storage.buckets import init_buckets
 
     creds = local_credentials(settings.s3, settings.infra.state_dir, create=False)
@@ -133,11 +133,7 @@ def _init_buckets_after_start(settings: Settings) -> None:
     except UpbitpipeError as exc:
         fail(str(exc))
     names = ", ".join(r.name for r in results)
-    where = (
-        "config"
-        if settings.s3.access_key
-        else f"{credentials_file(settings.infra.state_dir)} (mode 0600)"
-    )
+    where = keys_origin(settings.s3, settings.infra.state_dir)
     console.print(f"      buckets {names} ready; S3 credentials from {where}")
 
 

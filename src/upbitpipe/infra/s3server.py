@@ -76,6 +76,16 @@ def local_credentials(s3: S3Settings, state_dir: Path, *, create: bool) -> S3Cre
     return creds
 
 
+def keys_origin(s3: S3Settings, state_dir: Path) -> str:
+    """Where the S3 keys in use come from: the generated file, or the config."""
+    path = credentials_file(state_dir)
+    if path.is_file():
+        generated = json.loads(path.read_text(encoding="utf-8")).get("access_key")
+        if s3.access_key is None or reveal(s3.access_key) == generated:
+            return f"{path} (mode 0600)"
+    return "config"
+
+
 def with_local_s3_keys(loaded: LoadedSettings) -> LoadedSettings:
     """Fill unset ``s3.access_key``/``s3.secret_key`` with the keys `infra up minio`
     generated for this state dir, so every command (collect, flink submit, stats, ...) talks
@@ -258,7 +268,7 @@ class MinioServer:
 
     def status(self) -> ServiceStatus:
         console = f"http://{self.host}:{self.console_port}" if self.console_port else "off"
-        creds = "from config" if self.s3.access_key else str(credentials_file(self.infra.state_dir))
+        creds = keys_origin(self.s3, self.infra.state_dir)
         proc = self._process()
         running = proc.is_running()
         healthy = running and self._healthy()
