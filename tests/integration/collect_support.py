@@ -3,9 +3,13 @@ and readers for what each sink wrote."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
 
 from upbitpipe import demo
 from upbitpipe.config import Settings, load_settings
@@ -54,3 +58,33 @@ def expected_trade_ids(
     server: ReplayServer, collected: Counter[tuple[str, int]], markets: list[str]
 ) -> set[tuple[str, int]]:
     return demo.expected_trade_ids(server.generated_trades, collected, markets)
+
+
+async def kafka_trade_ids(
+    settings: Settings, idle_seconds: float = 4.0, limit_seconds: float = 60.0
+) -> Counter[tuple[str, int]]:
+    """Read the trade topic from the beginning until it stays quiet for ``idle_seconds``."""
+    consumer = AIOKafkaConsumer(
+        settings.kafka.topic("trade"),
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    out: Counter[tuple[str, int]] = Counter()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_seconds
+        quiet_since = loop.time()
+        while loop.time() < deadline and loop.time() - quiet_since < idle_seconds:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    assert record.key == value["market"].encode()
+                    out[(value["market"], int(value["sequential_id"]))] += 1
+                    quiet_since = loop.time()
+    finally:
+        await consumer.stop()
+    return out

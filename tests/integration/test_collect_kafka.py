@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import Counter
 from pathlib import Path
 
-import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 from collect_support import (
     archive_trade_ids,
     collector_settings,
     expected_trade_ids,
+    kafka_trade_ids,
     lake_trade_ids,
 )
 
@@ -33,36 +31,6 @@ from upbitpipe.storage.buckets import init_buckets
 
 pytestmark = pytest.mark.integration
 MARKETS = ["KRW-BTC", "KRW-ETH"]
-
-
-async def consume_trades(
-    settings: Settings, idle_seconds: float = 4.0, limit_seconds: float = 60.0
-) -> Counter[tuple[str, int]]:
-    """Read the trade topic from the beginning until it stays quiet for ``idle_seconds``."""
-    consumer = AIOKafkaConsumer(
-        settings.kafka.topic("trade"),
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    out: Counter[tuple[str, int]] = Counter()
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit_seconds
-        quiet_since = loop.time()
-        while loop.time() < deadline and loop.time() - quiet_since < idle_seconds:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    value = orjson.loads(record.value)
-                    assert record.key == value["market"].encode()
-                    out[(value["market"], int(value["sequential_id"]))] += 1
-                    quiet_since = loop.time()
-    finally:
-        await consumer.stop()
-    return out
 
 
 def kafka_test_settings(
@@ -105,7 +73,7 @@ async def test_every_trade_once_in_kafka_lake_on_s3_and_archive(
         )
         await ensure_topics(settings.kafka.bootstrap_servers, topic_specs(settings.kafka, 3))
         result = await run_collector(settings, duration=8, handle_signals=False)
-        kafka = await consume_trades(settings)
+        kafka = await kafka_trade_ids(settings)
         lake = await asyncio.to_thread(lake_trade_ids, settings)
         expected = expected_trade_ids(server, lake, MARKETS)
 
@@ -144,7 +112,7 @@ async def test_kafka_outage_mid_run_loses_nothing(
         await asyncio.sleep(8)  # spool drains, direct delivery resumes
         stop.set()
         result = await asyncio.wait_for(run, timeout=60)
-        kafka = await consume_trades(settings)
+        kafka = await kafka_trade_ids(settings)
         lake = await asyncio.to_thread(lake_trade_ids, settings)
 
     sink = result.snapshot["sinks"]["kafka"]

@@ -10,7 +10,6 @@ computed in Python from the exchange's own trades.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import uuid
@@ -19,10 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from collect_support import kafka_trade_ids
 
 from conftest import KafkaFixture, S3Fixture, settings_for
-from upbitpipe.config import Settings
 from upbitpipe.demo import expected_trade_ids
 from upbitpipe.flink.render import render_files, resolve_files
 from upbitpipe.flink.runtime import FlinkRuntime
@@ -65,33 +63,6 @@ async def run_collect(settings_env: dict[str, str], state: Path) -> None:
     )
     out, _ = await asyncio.wait_for(proc.communicate(), COLLECT_SECONDS + 90)
     assert proc.returncode == 0, out.decode(errors="replace")[-3000:]
-
-
-async def kafka_trade_ids(
-    settings: Settings, idle_seconds: float = 3.0
-) -> Counter[tuple[str, int]]:
-    """What the collector put on the trade topic (read from the start until quiet)."""
-    consumer = AIOKafkaConsumer(
-        settings.kafka.topic("trade"),
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    out: Counter[tuple[str, int]] = Counter()
-    try:
-        loop = asyncio.get_running_loop()
-        deadline, quiet_since = loop.time() + 60, loop.time()
-        while loop.time() < deadline and loop.time() - quiet_since < idle_seconds:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    value = json.loads(record.value)
-                    out[(value["market"], int(value["sequential_id"]))] += 1
-                    quiet_since = loop.time()
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def test_replay_collect_kafka_flink_paimon(
