@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from upbitpipe.config import Settings
 from upbitpipe.lake.ohlcv import WINDOW_MS
 from upbitpipe.lake.tables import LAKE_TABLES, ensure_tables, event_dt, lake_catalog_options
+from upbitpipe.lake.write import commit_arrow
 
 TRADE_COLUMNS = ["market", "sequential_id", "trade_timestamp", "trade_price", "trade_volume"]
 
@@ -120,15 +121,7 @@ def rebuild_candles(
     candles = compute_candles(trades, tz)
     if candles.num_rows:
         ohlcv = catalog.get_table(f"{settings.lake.database}.ohlcv_1m")
-        write_builder = ohlcv.new_batch_write_builder()
-        writer = write_builder.new_write()
-        committer = write_builder.new_commit()
-        try:
-            writer.write_arrow(candles)
-            committer.commit(writer.prepare_commit())
-        finally:
-            writer.close()
-            committer.close()
+        commit_arrow(ohlcv, candles, LAKE_TABLES["ohlcv_1m"].partition_keys)
     starts = candles["window_start"].to_pylist() if candles.num_rows else []
     return CandleReport(
         trades_read=trades.num_rows,

@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from upbitpipe.config import LakeSettings, Settings
 from upbitpipe.lake.tables import (
@@ -33,6 +32,7 @@ from upbitpipe.lake.tables import (
     lake_catalog_options,
     rows_to_arrow,
 )
+from upbitpipe.lake.write import commit_arrow
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 
@@ -133,22 +133,7 @@ class LakeSink:
         return rejected
 
     def _commit_table(self, name: str, arrow: pa.Table) -> None:
-        paimon_table = self._tables[name]
-        builder = paimon_table.new_batch_write_builder()
-        writer = builder.new_write()
-        committer = builder.new_commit()
-        try:
-            if paimon_table.options.bucket() == 1:
-                # One bucket: skip pypaimon's per-row bucket hashing (~40 µs a row) by
-                # handing it bucket 0, one partition at a time.
-                for part in _split_by_partition(arrow, LAKE_TABLES[name].partition_keys):
-                    writer.write_arrow(part, bucket=0)
-            else:
-                writer.write_arrow(arrow)
-            committer.commit(writer.prepare_commit())
-        finally:
-            writer.close()
-            committer.close()
+        commit_arrow(self._tables[name], arrow, LAKE_TABLES[name].partition_keys)
 
     def _to_arrow(
         self, table: LakeTable, events: list[SinkEvent]
@@ -202,14 +187,3 @@ class LakeSink:
             "last_commit_at": self.last_commit_at,
             "last_error": self.last_error,
         }
-
-
-def _split_by_partition(arrow: pa.Table, partition_keys: Sequence[str]) -> list[pa.Table]:
-    """One table per distinct partition value (only ``dt``-style single keys occur here)."""
-    if not partition_keys or arrow.num_rows == 0:
-        return [arrow]
-    column = arrow.column(partition_keys[0])
-    values = pc.unique(column).to_pylist()
-    if len(values) == 1:
-        return [arrow]
-    return [arrow.filter(pc.equal(column, value)) for value in values]
