@@ -4,6 +4,7 @@ and readers for what each sink wrote."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ def collector_settings(tmp_path: Path, server: ReplayServer, **overrides: Any) -
     }
     flat.update(overrides)
     return load_settings(overrides=flat, env={}).settings
+
+
+def collector_process_env(tmp_path: Path, server: ReplayServer, **extra: str) -> dict[str, str]:
+    """Environment for `upbitpipe collect` run as its own process against ``server``, with
+    state and lake under ``tmp_path`` (the paths :func:`collector_settings` uses too)."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_")},
+        "UPBITPIPE_UPBIT__WEBSOCKET_URL": server.ws_url,
+        "UPBITPIPE_UPBIT__REST_URL": server.rest_url,
+        "UPBITPIPE_COLLECTOR__STATE_DIR": str(tmp_path / "state"),
+        "UPBITPIPE_LAKE__WAREHOUSE": str(tmp_path / "lake"),
+        "UPBITPIPE_METRICS__PORT": "0",
+        **{f"UPBITPIPE_{key}": value for key, value in extra.items()},
+    }
 
 
 def lake_trade_ids(settings: Settings) -> Counter[tuple[str, int]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import httpx
 import pytest
 from collect_support import (
     archive_trade_ids,
+    collector_process_env,
     collector_settings,
     expected_trade_ids,
     lake_trade_ids,
@@ -86,15 +86,8 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
     server = ReplayServer(ReplayOptions(markets=MARKETS, rate=200, seed=5))
     server.start_in_thread()
     try:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_")},
-            "UPBITPIPE_UPBIT__WEBSOCKET_URL": server.ws_url,
-            "UPBITPIPE_UPBIT__REST_URL": server.rest_url,
-            "UPBITPIPE_COLLECTOR__STATE_DIR": str(tmp_path / "state"),
-            "UPBITPIPE_LAKE__WAREHOUSE": str(tmp_path / "lake"),
-            "UPBITPIPE_LAKE__COMMIT_INTERVAL_SECONDS": "60",  # only the shutdown flush commits
-            "UPBITPIPE_METRICS__PORT": "0",
-        }
+        # only the shutdown flush commits
+        env = collector_process_env(tmp_path, server, LAKE__COMMIT_INTERVAL_SECONDS="60")
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -205,17 +198,13 @@ async def test_after_a_crash_the_restart_fills_the_gap(tmp_path: Path) -> None:
     server = ReplayServer(ReplayOptions(markets=MARKETS[:2], rate=150, seed=9))
     server.start_in_thread()
     try:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_")},
-            "UPBITPIPE_UPBIT__WEBSOCKET_URL": server.ws_url,
-            "UPBITPIPE_UPBIT__REST_URL": server.rest_url,
-            "UPBITPIPE_COLLECTOR__STATE_DIR": str(tmp_path / "state"),
-            "UPBITPIPE_LAKE__WAREHOUSE": str(tmp_path / "lake"),
-            "UPBITPIPE_LAKE__COMMIT_INTERVAL_SECONDS": "1",
-            "UPBITPIPE_LAKE__BUCKETS": "1",
-            "UPBITPIPE_COLLECTOR__STATUS_INTERVAL_SECONDS": "0.5",
-            "UPBITPIPE_METRICS__PORT": "0",
-        }
+        env = collector_process_env(
+            tmp_path,
+            server,
+            LAKE__COMMIT_INTERVAL_SECONDS="1",
+            LAKE__BUCKETS="1",
+            COLLECTOR__STATUS_INTERVAL_SECONDS="0.5",
+        )
         markets = ",".join(MARKETS[:2])
         proc = await asyncio.create_subprocess_exec(
             *[sys.executable, "-m", "upbitpipe", "collect", "--markets", markets, "--sink", "lake"],
