@@ -13,8 +13,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from upbitpipe import demo
+from upbitpipe.archive.capture import read_capture
 from upbitpipe.config import Settings, load_settings
-from upbitpipe.replay.capture import read_capture
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conftest import S3Fixture
+from upbitpipe.archive.capture import CaptureWriter, read_capture
 from upbitpipe.archive.upload import upload_archive
 from upbitpipe.config import S3Settings
-from upbitpipe.replay.capture import CaptureWriter, read_capture
 from upbitpipe.storage.buckets import init_buckets, make_client
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from upbitpipe.replay.capture import CaptureWriter
+from upbitpipe.archive.capture import CaptureWriter
 from upbitpipe.upbit.codec import MarketEvent, parse_frame, subscribe_request
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

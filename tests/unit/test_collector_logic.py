@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from upbitpipe.collector.backoff import Backoff
+from upbitpipe.backoff import Backoff
 from upbitpipe.collector.dedup import Deduplicator, event_key
 from upbitpipe.collector.markets import resolve_markets, shard
 from upbitpipe.errors import UnknownMarketError

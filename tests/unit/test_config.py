@@ -165,7 +165,7 @@ def test_version_and_help() -> None:
 def test_local_server_keys_fill_unset_s3_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from upbitpipe.infra.s3server import credentials_file, with_local_s3_keys
+    from upbitpipe.storage.credentials import credentials_file, with_local_s3_keys
 
     state = tmp_path / "infra"
     creds = credentials_file(state)

@@ -15,7 +15,7 @@ from upbitpipe.infra.cluster import (
     normalize_components,
     resolve_runtime,
 )
-from upbitpipe.infra.s3server import credentials_file, local_credentials
+from upbitpipe.storage.credentials import credentials_file, local_credentials
 
 
 def test_default_components_per_runtime() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from upbitpipe.replay.capture import CaptureWriter, capture_files, read_capture
+from upbitpipe.archive.capture import CaptureWriter, capture_files, read_capture
 
 HOUR_MS = 3_600_000
 T0 = 1_730_336_400_000  # 2024-10-31T01:00:00Z

@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 
-from upbitpipe.replay.capture import CaptureWriter
+from upbitpipe.archive.capture import CaptureWriter
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame, subscribe_request

@@ -19,7 +19,7 @@ from pathlib import Path
 from minio import Minio
 from minio.error import S3Error
 
-from upbitpipe.replay.capture import capture_files
+from upbitpipe.archive.capture import capture_files
 
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/")
 

@@ -37,8 +37,8 @@ def upload(
       upbitpipe archive upload --older-than-hours 2 --delete-local
     """
     from upbitpipe.archive.upload import upload_archive
-    from upbitpipe.infra.s3server import local_credentials
     from upbitpipe.storage.buckets import make_client, s3_call
+    from upbitpipe.storage.credentials import local_credentials
 
     settings = cli_context(ctx).settings()
     root = settings.collector.effective_archive_dir

@@ -47,8 +47,8 @@ def init(
       UPBITPIPE_S3__ENDPOINT=http://minio.internal:9000 UPBITPIPE_S3__ACCESS_KEY=... \\
         UPBITPIPE_S3__SECRET_KEY=... upbitpipe buckets init
     """
-    from upbitpipe.infra.s3server import credentials_file, local_credentials
     from upbitpipe.storage.buckets import init_buckets
+    from upbitpipe.storage.credentials import credentials_file, local_credentials
 
     settings = cli_context(ctx).settings(
         {

@@ -23,7 +23,7 @@ class CliContext:
 
     def load(self, overrides: Mapping[str, Any] | None = None) -> LoadedSettings:
         """Effective settings with CLI flags on top; a bad value exits 2 with one line."""
-        from upbitpipe.infra.s3server import with_local_s3_keys
+        from upbitpipe.storage.credentials import with_local_s3_keys
 
         try:
             return with_local_s3_keys(load_settings(self.config_file, overrides))

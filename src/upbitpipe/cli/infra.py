@@ -122,8 +122,8 @@ def up(
 
 
 def _init_buckets_after_start(settings: Settings) -> None:
-    from upbitpipe.infra.s3server import keys_origin, local_credentials
     from upbitpipe.storage.buckets import init_buckets
+    from upbitpipe.storage.credentials import keys_origin, local_credentials
 
     creds = local_credentials(settings.s3, settings.infra.state_dir, create=False)
     if creds is None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from upbitpipe.collector.backoff import Backoff
+from upbitpipe.backoff import Backoff
 from upbitpipe.collector.ratelimit import RateLimiter
 from upbitpipe.config import UpbitSettings
 from upbitpipe.upbit.codec import subscribe_request

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from upbitpipe.collector.backoff import Backoff
+from upbitpipe.backoff import Backoff
 from upbitpipe.collector.connection import ConnectionState, UpbitConnection
 from upbitpipe.collector.dedup import Deduplicator, event_key
 from upbitpipe.collector.ratelimit import RateLimiter

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from upbitpipe.replay.capture import read_capture
+from upbitpipe.archive.capture import read_capture
 from upbitpipe.replay.frames import WireEvent, normal_to_wire
 from upbitpipe.replay.market import SyntheticMarket
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame

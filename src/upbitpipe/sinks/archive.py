@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from upbitpipe.replay.capture import CaptureWriter
+from upbitpipe.archive.capture import CaptureWriter
 from upbitpipe.sinks.base import SinkEvent
 
 

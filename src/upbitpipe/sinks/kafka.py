@@ -30,7 +30,7 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
-from upbitpipe.collector.backoff import Backoff
+from upbitpipe.backoff import Backoff
 from upbitpipe.config import KafkaSettings, reveal
 from upbitpipe.errors import AuthError
 from upbitpipe.sinks.base import SinkEvent

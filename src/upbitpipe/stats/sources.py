@@ -230,8 +230,8 @@ def clickhouse_section(settings: Settings) -> Section:
 
 
 def s3_section(settings: Settings) -> Section:
-    from upbitpipe.infra.s3server import local_credentials
     from upbitpipe.storage.buckets import make_client
+    from upbitpipe.storage.credentials import local_credentials
 
     s3 = settings.s3
     endpoint = str(s3.endpoint).rstrip("/")
