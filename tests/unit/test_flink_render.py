@@ -210,3 +210,13 @@ def test_cli_help_has_examples() -> None:
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0
         assert "Examples" in result.output and "upbitpipe flink" in result.output
+
+
+def test_shipped_templates_are_the_top_level_flink_sql_folder() -> None:
+    # the source tree's flink-sql/ is what `pip install -e` and the wheel serve (setup.py maps
+    # it to the package upbitpipe.flink.sql); every template must be there
+    from upbitpipe.flink.render import TEMPLATE_FILES, default_sql_dir
+
+    top = Path(__file__).resolve().parents[2] / "flink-sql"
+    assert default_sql_dir().resolve() == top.resolve()
+    assert {p.name for p in top.glob("*.sql")} == set(TEMPLATE_FILES)

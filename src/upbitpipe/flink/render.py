@@ -1,7 +1,8 @@
 """Render the Flink SQL templates from the config, into statements ready to run.
 
-Templates (``01-create-catalogs.sql`` ... ``05-queries.sql``, shipped inside the package;
-``flink.sql_dir`` points at a directory of your own) use ``{{ name }}`` placeholders - no
+Templates (``01-create-catalogs.sql`` ... ``05-queries.sql`` in the top-level ``flink-sql/``
+folder, shipped inside the wheel as the package ``upbitpipe.flink.sql``; ``flink.sql_dir``
+points at a directory of your own) use ``{{ name }}`` placeholders - no
 template engine, no logic. Values come from :func:`template_values`; generated blocks (column
 lists, table DDL) come from :mod:`upbitpipe.lake.tables`, so Flink and the pypaimon sink agree.
 
@@ -69,7 +70,8 @@ def sql_str(text: str) -> str:
 
 
 def default_sql_dir() -> Path:
-    return Path(str(resources.files("upbitpipe.flink") / "sql"))
+    """The shipped templates: ``flink-sql/`` of the source tree, ``upbitpipe/flink/sql`` in a wheel."""
+    return Path(str(resources.files("upbitpipe.flink.sql")))
 
 
 def sql_dir(settings: Settings) -> Path:
