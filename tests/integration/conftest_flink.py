@@ -2,7 +2,7 @@
 
 * ``flink_cluster`` -- one native standalone cluster for the whole session (1 JobManager +
   2 TaskManagers with 2 slots each, on a free loopback port), started by
-  :class:`upbitpipe.infra.flink.FlinkCluster` - the same code `upbitpipe infra up flink` runs.
+  :class:`upbitpipe.flink.cluster.FlinkCluster` - the same code `upbitpipe infra up flink` runs.
 * ``flink_runtime`` -- the Flink runtime venv + jars in the shared artifact cache.
 * ``flink_cluster.overrides()`` -- dotted settings that point a test at the cluster.
 
@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from upbitpipe.config import FlinkSettings, InfraSettings
+from upbitpipe.flink.cluster import FlinkCluster
 from upbitpipe.flink.runtime import FlinkRuntime
 from upbitpipe.infra.base import free_port
-from upbitpipe.infra.flink import FlinkCluster
 
 FLINK_START_TIMEOUT = 180.0
 TEST_PARALLELISM = 2

@@ -13,10 +13,10 @@ import pytest
 from upbitpipe.config import FlinkSettings, InfraSettings
 from upbitpipe.errors import ServiceUnavailableError
 from upbitpipe.flink import runner
+from upbitpipe.flink.cluster import FlinkCluster
 from upbitpipe.flink.jars import CONNECTOR_JARS
 from upbitpipe.flink.jobs import FlinkJobError, FlinkRest
 from upbitpipe.flink.runtime import FlinkRuntime
-from upbitpipe.infra.flink import FlinkCluster
 
 PY4J_ERROR = """An error occurred while calling o8.executeSql.
 : org.apache.flink.table.api.ValidationException: SQL validation failed. From line 1, column 24 to line 1, column 37: Column 'no_such' not found in any table

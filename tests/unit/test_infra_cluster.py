@@ -9,7 +9,7 @@ import pytest
 
 from upbitpipe.config import S3Settings
 from upbitpipe.errors import ConfigError
-from upbitpipe.infra.cluster import (
+from upbitpipe.stack import (
     DOCKER_ONLY_MESSAGE,
     check_native,
     normalize_components,
@@ -45,9 +45,9 @@ def test_explicit_runtime_is_kept() -> None:
 
 
 def test_auto_runtime_without_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("upbitpipe.infra.cluster.docker_available", lambda: False)
+    monkeypatch.setattr("upbitpipe.stack.docker_available", lambda: False)
     assert resolve_runtime("auto") == "native"
-    monkeypatch.setattr("upbitpipe.infra.cluster.docker_available", lambda: True)
+    monkeypatch.setattr("upbitpipe.stack.docker_available", lambda: True)
     assert resolve_runtime("auto") == "docker"
 
 

@@ -14,7 +14,7 @@ from upbitpipe.cli.context import cli_context, fail
 from upbitpipe.config import Settings
 from upbitpipe.errors import ServiceUnavailableError, UpbitpipeError
 from upbitpipe.infra.base import ServiceStatus
-from upbitpipe.infra.cluster import (
+from upbitpipe.stack import (
     DOCKER_ONLY_MESSAGE,
     Runtime,
     check_native,

@@ -1,14 +1,17 @@
-"""Which starters ``infra up/down/status`` drive, in which order, for which runtime."""
+"""Which starters ``infra up/down/status`` drive, in which order, for which runtime.
+
+It sits above ``infra`` (process plumbing: artifacts, Kafka, the S3 server, compose) and the
+components that use that plumbing to host themselves (``flink.cluster``).
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 from upbitpipe.config import Settings
-from upbitpipe.errors import ConfigError, ServiceUnavailableError
+from upbitpipe.errors import ConfigError
 from upbitpipe.infra.base import ServiceStarter, ServiceStatus
 from upbitpipe.infra.compose import ComposeService, default_compose_file, docker_available
 
@@ -49,16 +52,9 @@ def check_native(components: Sequence[str]) -> None:
 
 
 def flink_starter(settings: Settings) -> ServiceStarter:
-    """``upbitpipe.infra.flink.FlinkCluster`` (owned by the Flink module), if installed."""
-    try:
-        module = importlib.import_module("upbitpipe.infra.flink")
-    except ImportError:
-        msg = "flink: the native Flink starter (upbitpipe.infra.flink) is not available in this build yet"
-        raise ServiceUnavailableError(msg) from None
-    cls = module.FlinkCluster
-    factory = getattr(cls, "from_settings", None)
-    starter: ServiceStarter = factory(settings) if factory else cls(settings.flink, settings.infra)
-    return starter
+    from upbitpipe.flink.cluster import FlinkCluster
+
+    return FlinkCluster.from_settings(settings)
 
 
 def native_starter(
