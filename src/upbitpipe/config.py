@@ -77,7 +77,6 @@ class UpbitSettings(Section):
     orderbook_depth: Literal[1, 5, 15, 30] = 30
     codes_per_connection: int = Field(default=50, ge=1, le=500)
     connect_per_second: float = Field(default=5.0, gt=0)
-    subscribe_per_second: float = Field(default=5.0, gt=0)
     rest_per_second: float = Field(default=10.0, gt=0)
     ping_interval_seconds: float = Field(default=10.0, gt=0)
     silence_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -264,9 +263,6 @@ class ClickHouseSettings(Section):
 
 class GrafanaSettings(Section):
     url: AnyHttpUrl = AnyHttpUrl("http://localhost:3000")
-    admin_user: str = "admin"
-    admin_password: SecretStr | None = None
-    refresh: str = "5s"
 
 
 class InfraSettings(Section):
