@@ -1,4 +1,14 @@
-"""Shared fixtures: a clean environment and a fixed terminal for every test."""
+"""Shared fixtures: a clean environment and a fixed terminal for every test.
+
+Test tiers, by what they need:
+
+* ``tests/unit`` -- nothing but Python;
+* unmarked tests in ``tests/integration`` -- the replay twin and upbitpipe processes only; they
+  run everywhere, by default;
+* ``@pytest.mark.integration`` -- real services (Kafka and Flink need Java, the S3 server is
+  built with Go on first use). Without those tools they are skipped with the reason, except
+  under CI (``CI=true``), where a missing tool is an error: CI must run every tier.
+"""
 
 from __future__ import annotations
 

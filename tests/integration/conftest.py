@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiers import require_tool
 
 from upbitpipe.config import InfraSettings, KafkaSettings, S3Settings, Settings, load_settings
 from upbitpipe.infra.base import free_port
 from upbitpipe.infra.kafka import KafkaCluster
 from upbitpipe.infra.kafka_admin import TopicSpec, ensure_topics_sync, run_blocking
-from upbitpipe.infra.s3server import MinioServer
+from upbitpipe.infra.s3server import MinioServer, minio_binary_path
 
 KAFKA_START_TIMEOUT = 180.0
 S3_START_TIMEOUT = 120.0
@@ -79,6 +80,7 @@ class S3Fixture:
 def kafka_cluster(
     tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path
 ) -> Iterator[KafkaFixture]:
+    require_tool("java", "the Kafka brokers")
     ports = free_ports(6)
     kafka = KafkaSettings(bootstrap_servers=[f"127.0.0.1:{p}" for p in ports[:3]])
     infra = InfraSettings(
@@ -98,6 +100,8 @@ def kafka_cluster(
 def s3_server(
     tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path
 ) -> Iterator[S3Fixture]:
+    if not minio_binary_path(artifact_cache).exists():
+        require_tool("go", "building the S3 server (MinIO) on first use")
     port = free_ports(2)[0]
     state = tmp_path_factory.mktemp("infra-s3")
     infra = InfraSettings(state_dir=state, cache_dir=artifact_cache)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tiers import require_tool
 
 from upbitpipe.config import FlinkSettings, InfraSettings
 from upbitpipe.flink.cluster import FlinkCluster
@@ -47,6 +48,7 @@ class FlinkFixture:
 
 @pytest.fixture(scope="session")
 def flink_runtime(artifact_cache: Path) -> FlinkRuntime:
+    require_tool("java", "Flink")
     runtime = FlinkRuntime.in_cache(artifact_cache)
     return runtime.ensure(artifact_cache, progress=False)
 

@@ -29,7 +29,7 @@ from upbitpipe.errors import ServiceUnavailableError, UnknownMarketError
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 
-pytestmark = pytest.mark.integration
+# replay tier: needs only the replay twin and collector processes (no Java, no Go)
 MARKETS = ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
 
 

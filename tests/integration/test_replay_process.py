@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from upbitpipe.archive.capture import CaptureWriter
 from upbitpipe.upbit.codec import MarketEvent, parse_frame, subscribe_request
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+pytestmark = pytest.mark.timeout(60)  # replay tier: no services needed
 DATA = Path(__file__).parent.parent / "data"
 
 
