@@ -8,7 +8,7 @@ import pytest
 from upbitpipe.replay.frames import WireEvent, encode_wire, normal_to_wire
 from upbitpipe.replay.market import SyntheticMarket, snap, tick_size
 from upbitpipe.replay.subscription import RequestError, parse_request
-from upbitpipe.replay.tradebook import TradeStore
+from upbitpipe.replay.tradebook import TicksQuery, TradeStore
 from upbitpipe.upbit.codec import MarketEvent, parse_frame
 
 T0 = 1_795_460_000_000
@@ -103,16 +103,17 @@ def test_trade_store_paging_and_bounds() -> None:
             }
         )
     assert store.count("KRW-BTC") <= 200
-    page = store.ticks("KRW-BTC", count=3)
+    now = T0 + 250_000
+    page = store.ticks("KRW-BTC", TicksQuery(count=3), now)
     assert [row["trade_price"] for row in page] == [349.0, 348.0, 347.0]
-    older = store.ticks("KRW-BTC", count=2, cursor=page[-1]["sequential_id"])
+    older = store.ticks("KRW-BTC", TicksQuery(count=2, cursor=page[-1]["sequential_id"]), now)
     assert [row["trade_price"] for row in older] == [346.0, 345.0]
-    assert store.ticks("KRW-BTC", cursor=1) == []
-    assert store.ticks("KRW-NONE") == []
+    assert store.ticks("KRW-BTC", TicksQuery(cursor=1), now) == []
+    assert store.ticks("KRW-NONE", TicksQuery(), now) == []
     with pytest.raises(ValueError, match="to must be"):
-        store.ticks("KRW-BTC", to="25")
+        store.ticks("KRW-BTC", TicksQuery(to="25"), now)
     with pytest.raises(ValueError, match="daysAgo"):
-        store.ticks("KRW-BTC", days_ago=9)
+        store.ticks("KRW-BTC", TicksQuery(days_ago=9), now)
 
 
 def test_request_parsing_accepts_both_spellings_and_any_format_position() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,18 @@ app = typer.Typer(
 
 def _markets(value: str) -> list[str]:
     return [part.strip().upper() for part in value.split(",") if part.strip()]
+
+
+def _clock_start(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--clock-start must be ISO 8601 (e.g. 2026-11-27T22:30:00Z), got {value!r}", code=2)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 @app.command("serve")
@@ -83,6 +96,39 @@ def serve(
     no_limits: Annotated[
         bool, typer.Option("--no-limits", help="Disable Upbit-like connect/subscribe/REST limits.")
     ] = False,
+    rest_per_second: Annotated[
+        float,
+        typer.Option("--rest-per-second", help="REST requests/s per client and endpoint group."),
+    ] = 10.0,
+    clock_start: Annotated[
+        str | None,
+        typer.Option(
+            "--clock-start",
+            help="Synthetic market time at start, ISO 8601 UTC (e.g. 2026-11-27T22:30:00Z).",
+        ),
+    ] = None,
+    gap_trade_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--gap-trade-rate",
+            help="Trades/s per market made for a span skipped by /_replay/advance "
+            "(default: the live rate's share of trades).",
+        ),
+    ] = None,
+    rest_errors: Annotated[
+        int,
+        typer.Option("--rest-errors", help="Fault: answer the first N /v1 requests with an error."),
+    ] = 0,
+    rest_refuse_seconds: Annotated[
+        float,
+        typer.Option(
+            "--rest-refuse-seconds",
+            help="Fault: answer every /v1/trades/ticks request with an error for T s after start.",
+        ),
+    ] = 0.0,
+    rest_error_status: Annotated[
+        int, typer.Option("--rest-error-status", help="HTTP status of those REST faults.")
+    ] = 503,
 ) -> None:
     """Serve WebSocket at /websocket/v1 and REST under /v1/ on one port until Ctrl-C.
 
@@ -95,9 +141,36 @@ def serve(
       upbitpipe replay serve ./data/archive/dt=2026-11-23 --rate 0 --loop
 
       upbitpipe replay serve --synthetic --port 0 --drop-after-seconds 30 --duplicate-rate 0.01
+
+      upbitpipe replay serve --synthetic --clock-start 2026-11-27T22:30:00Z --gap-trade-rate 50
+
+    REST as on Upbit: /v1/market/all, /v1/ticker?markets=A,B, /v1/trades/ticks (count up
+    to 500, newest first, one UTC day - today, or daysAgo=1..7 days back - paged with
+    cursor=<sequential_id> and to=HHmmss; trades are kept for 7 days of market time).
+
+    Test controls (not Upbit; all faults are off unless asked for):
+
+      GET /_replay/advance?hours=3[&trade_rate=50][&force=1]  jump the synthetic market
+      clock forward, making the skipped span's trades (REST only; refused while a
+      WebSocket client is subscribed unless force=1)
+
+      GET /_replay/clock  market time now and every skipped span with its trade counts
+
+      GET /_replay/trade_ids?market=KRW-BTC[&from_ms=..&to_ms=..]  ground truth ids;
+      /_replay/trades?... the trades themselves
+
+      GET /_replay/fault?rest_errors=N[&status=429]  the next N /v1 answers are errors;
+      ?rest_refuse_seconds=T[&status=503]  /v1/trades/ticks refuses for T s;
+      ?rest_refuse_before_ms=MS  refuse ticks pages holding older trades;
+      ?rest_forget_before_ms=MS  REST no longer serves older trades;
+      ?clear=1  remove REST faults;  ?drop=1  cut every WebSocket connection
+
+      GET /_replay/stats  counters
     """
     if (capture is None) == (not synthetic):
         fail("give a capture FILE or --synthetic (not both)", code=2)
+    if clock_start is not None and not synthetic:
+        fail("--clock-start applies to --synthetic", code=2)
     if capture is not None and not capture.exists():
         fail(f"capture {capture} does not exist", code=2)
     if speed is not None and rate is not None:
@@ -121,6 +194,12 @@ def serve(
         stall_every_seconds=stall_every,
         stall_seconds=stall_seconds,
         idle_timeout_seconds=idle_timeout,
+        rest_per_second=rest_per_second,
+        clock_start_ms=_clock_start(clock_start),
+        gap_trade_rate=gap_trade_rate,
+        rest_error_count=rest_errors,
+        rest_error_status=rest_error_status,
+        rest_refuse_seconds=rest_refuse_seconds,
     )
     if no_limits:
         options.connect_per_second = options.subscribe_per_second = None
@@ -147,6 +226,9 @@ async def _serve(options: ReplayOptions) -> None:
     typer.echo(f"replay server ({source})")
     typer.echo(f"  websocket: {server.ws_url}")
     typer.echo(f"  rest:      {server.rest_url}")
+    if options.clock_start_ms is not None:
+        start = datetime.fromtimestamp(options.clock_start_ms / 1000, tz=UTC)
+        typer.echo(f"  market clock started at {start:%Y-%m-%dT%H:%M:%SZ}")
     typer.echo("point upbitpipe at it:")
     typer.echo(f"  export UPBITPIPE_UPBIT__WEBSOCKET_URL={server.ws_url}")
     typer.echo(f"  export UPBITPIPE_UPBIT__REST_URL={server.rest_url}")

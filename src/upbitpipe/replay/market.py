@@ -2,8 +2,9 @@
 
 Every trade is followed by the ticker it produces (as on Upbit), trades hit the current best
 ask (``BID``, a buyer took liquidity) or best bid (``ASK``), and the book and ticker always
-agree with the last trade. ``sequential_id`` is ``trade_ms * 1000 + k`` where ``k`` walks
-0..999 in a scrambled order within each millisecond: unique per market, not in order.
+agree with the last trade. ``sequential_id`` is ``trade_ms * 10000 + k`` (17 digits, above
+2**53, like Upbit's ids today) where ``k`` walks 0..9999 in a scrambled order within each
+millisecond: unique per market, not in order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 
 from upbitpipe.replay.frames import BookParts, WireEvent
+from upbitpipe.replay.tradebook import TradeStore
 
 # (lower bound, tick) for KRW markets, highest first (Upbit KRW tick table, 2024).
 KRW_TICKS: tuple[tuple[float, float], ...] = (
@@ -44,7 +46,8 @@ KNOWN_MARKETS: dict[str, tuple[float, str, str]] = {
 }
 
 BOOK_LEVELS = 30
-_SID_STEP = 617  # coprime with 1000: k = n * 617 % 1000 is a permutation of 0..999
+SID_SCALE = 10_000  # trade ms * 10^4 + k
+_SID_STEP = 617  # coprime with 10^4: k = n * 617 % 10^4 is a permutation of 0..9999
 
 
 def tick_size(price: float) -> float:
@@ -140,9 +143,9 @@ class MarketState:
     def _next_sid(self, ms: int) -> int:
         if ms > self._sid_ms:
             self._sid_ms, self._sid_n = ms, 0
-        elif self._sid_n >= 1000:
+        elif self._sid_n >= SID_SCALE:
             self._sid_ms, self._sid_n = self._sid_ms + 1, 0
-        sid = self._sid_ms * 1000 + (self._sid_n * _SID_STEP) % 1000
+        sid = self._sid_ms * SID_SCALE + (self._sid_n * _SID_STEP) % SID_SCALE
         self._sid_n += 1
         return sid
 
@@ -206,6 +209,57 @@ class MarketState:
         ticker = self._ticker(now_ms, trade_wire)
         self.last_trade, self.last_ticker = trade, ticker
         return trade, ticker
+
+    def fill(self, from_ms: int, to_ms: int, per_second: float, store: TradeStore) -> int:
+        """Make the trades of market time ``[from_ms, to_ms)`` straight into ``store``.
+
+        For a clock jump: ``per_second`` trades evenly spread, with the same price walk, day
+        roll-over and id sequence as live trades, but no frames (nobody is listening).
+        Returns how many trades were made.
+        """
+        n = int((to_ms - from_ms) * per_second / 1000)
+        if n <= 0:
+            return 0
+        columns = store.columns(self.market)
+        sid_col, ts_col, price_col = columns.sid, columns.ts, columns.price
+        vol_col, prev_col, side_col = columns.volume, columns.prev, columns.ask_bid
+        rng = self.rng
+        random, gauss, exp = rng.random, rng.gauss, math.exp
+        log_median = math.log(self._median_notional)
+        step = (to_ms - from_ms) / n
+        for i in range(n):
+            ms = from_ms + int(i * step)
+            if ms // 1000 != self._clock_second:
+                self._clock(ms)
+            if random() < 0.02:
+                drift = 1 if self.bid < self.open else -1
+                self._set_bid(
+                    max(
+                        snap(self.bid + (drift if random() < 0.55 else -drift) * self.tick),
+                        self.tick,
+                    )
+                )
+            buyer_takes = random() < 0.5
+            price = self.ask if buyer_takes else self.bid
+            volume = max(round(exp(gauss(log_median, 1.5)) / price, 8), 1e-8)
+            sid_col.append(self._next_sid(ms))
+            ts_col.append(ms)
+            price_col.append(price)
+            vol_col.append(volume)
+            prev_col.append(self.prev_close)
+            side_col.append(66 if buyer_takes else 65)
+            if price > self.high:
+                self.high = price
+            elif price < self.low:
+                self.low = price
+            self.acc_volume += volume
+            self.acc_price += volume * price
+            if buyer_takes:
+                self.acc_bid += volume
+            else:
+                self.acc_ask += volume
+        store.added(self.market, n)
+        return n
 
     def _ticker(self, now_ms: int, trade: dict[str, Any]) -> WireEvent:
         price, prev = trade["trade_price"], self.prev_close
@@ -323,6 +377,20 @@ class SyntheticMarket:
             else:
                 out.extend(state.trade(now_ms))
         return out
+
+    def trade_rate(self, rate: float) -> float:
+        """Trades per second per market when the whole market makes ``rate`` messages/s."""
+        trade_steps = rate * (1 - self._p_book) / (2 * (1 - self._p_book) + self._p_book)
+        return trade_steps / max(1, len(self._order))
+
+    def fill(
+        self, from_ms: int, to_ms: int, per_second: float, store: TradeStore
+    ) -> dict[str, int]:
+        """Every market's trades of a skipped span (see :meth:`MarketState.fill`)."""
+        return {
+            market: state.fill(from_ms, to_ms, per_second, store)
+            for market, state in self.states.items()
+        }
 
     def latest(self, market: str, kind: str) -> WireEvent | None:
         state = self.states.get(market)

@@ -22,6 +22,16 @@ class ReplayOptions:
     ``reorder_rate`` resend or swap trade frames; ``stall_every_seconds`` pauses sending for
     ``stall_seconds`` (frames are held, then delivered late).
 
+    REST faults (all opt-in): ``rest_error_count`` answers the next N ``/v1`` requests with
+    ``rest_error_status``; ``rest_refuse_seconds`` answers every ``/v1/trades/ticks``
+    request with ``rest_error_status`` for that long after start; ``rest_refuse_before_ms``
+    refuses (same status) a ticks page that would hold a trade older than that market time.
+
+    Market clock (synthetic only): ``clock_start_ms`` starts market time there instead of
+    now; a clock jump (``ReplayServer.advance_clock`` or ``/_replay/advance``) makes the
+    skipped span's trades at ``gap_trade_rate`` per market per second (None: the live
+    rate's share of trades).
+
     Limits mimic Upbit (None disables one): ``connect_per_second`` per client address
     (HTTP 429), ``subscribe_per_second`` / ``subscribe_per_minute`` per connection (error
     frame), ``rest_per_second`` per client address (429 with ``Remaining-Req``).
@@ -48,6 +58,11 @@ class ReplayOptions:
     stall_seconds: float = 0.0
     rest_error_count: int = 0
     rest_error_status: int = 429
+    rest_refuse_seconds: float = 0.0
+    rest_refuse_before_ms: int | None = None
+    # market clock
+    clock_start_ms: int | None = None
+    gap_trade_rate: float | None = None
     # protocol and limits
     idle_timeout_seconds: float = 120.0
     connect_per_second: float | None = 5.0
@@ -68,6 +83,15 @@ class ReplayOptions:
             (0 <= self.duplicate_rate <= 1, "duplicate_rate must be within 0..1"),
             (0 <= self.reorder_rate <= 1, "reorder_rate must be within 0..1"),
             (self.trades_kept > 0, "trades_kept must be > 0"),
+            (
+                self.gap_trade_rate is None or self.gap_trade_rate > 0,
+                "gap_trade_rate must be > 0",
+            ),
+            (
+                400 <= self.rest_error_status <= 599,
+                f"rest_error_status must be 400..599, got {self.rest_error_status}",
+            ),
+            (self.rest_refuse_seconds >= 0, "rest_refuse_seconds must be >= 0"),
             (self.idle_timeout_seconds > 0, "idle_timeout_seconds must be > 0"),
             (
                 self.drop_after_messages is None or self.drop_after_messages > 0,

@@ -13,26 +13,31 @@ or, from synchronous code, ``server.start_in_thread()`` / ``server.stop_thread()
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from upbitpipe.errors import ServiceUnavailableError
+from upbitpipe.replay.clock import MarketClock, SkippedSpan, wall_ms
 from upbitpipe.replay.frames import STATUS_UP, WireEvent, error_frame
+from upbitpipe.replay.http import json_response
 from upbitpipe.replay.limits import KeyedLimits
 from upbitpipe.replay.market import SyntheticMarket
 from upbitpipe.replay.options import ReplayOptions
-from upbitpipe.replay.rest_api import RestApi, json_response
+from upbitpipe.replay.rest_api import RestApi
+from upbitpipe.replay.rest_faults import RestFaults
 from upbitpipe.replay.session import ClientSession, ReplayConnection
-from upbitpipe.replay.sources import run_capture, run_synthetic, wall_ms
+from upbitpipe.replay.sources import run_capture, run_synthetic
 from upbitpipe.replay.subscription import RequestError, parse_request
 from upbitpipe.replay.tradebook import TradeStore
 
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 WS_PATH = "/websocket/v1"
 
 _ws_log = logging.getLogger("upbitpipe.replay.websockets")
+T = TypeVar("T")
 
 
 class ReplayServer:
@@ -53,6 +59,21 @@ class ReplayServer:
         self.sessions: set[ClientSession] = set()
         self._latest: dict[tuple[str, str], WireEvent] = {}
         self._markets: list[str] = list(self.options.markets)
+        self.clock = MarketClock(self.options.clock_start_ms)
+        self.market: SyntheticMarket | None = None
+        if self.options.capture is None:
+            self.market = SyntheticMarket(
+                self.options.markets,
+                self.options.seed,
+                self.clock.now_ms(),
+                self.options.orderbook_share,
+            )
+        self.rest_faults = RestFaults(
+            error_budget=self.options.rest_error_count,
+            error_status=self.options.rest_error_status,
+            refuse_status=self.options.rest_error_status,
+            refuse_before_ms=self.options.rest_refuse_before_ms,
+        )
         self._rest = RestApi(self)
         self._connects = KeyedLimits(self.options.connect_per_second)
         self._server: Server | None = None
@@ -109,6 +130,8 @@ class ReplayServer:
             raise ServiceUnavailableError(msg) from None
         self._port = self._server.sockets[0].getsockname()[1]
         self._started_at = time.monotonic()
+        if options.rest_refuse_seconds:
+            self.rest_faults.refuse_for(options.rest_refuse_seconds, options.rest_error_status)
         self._source = asyncio.get_running_loop().create_task(self._run_source())
         log.info("replay server listening on %s and %s", self.ws_url, self.rest_url)
 
@@ -193,11 +216,10 @@ class ReplayServer:
                     dispatch=self.dispatch,
                     on_skip=self._count_skip,
                 )
-            else:
-                market = SyntheticMarket(
-                    options.markets, options.seed, wall_ms(), options.orderbook_share
+            elif self.market is not None:
+                await run_synthetic(
+                    self.market, options.rate, self.dispatch, self._backlog, self.clock.now_ms
                 )
-                await run_synthetic(market, options.rate, self.dispatch, self._backlog)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -234,9 +256,75 @@ class ReplayServer:
     def market_codes(self) -> list[str]:
         return self._markets
 
-    def generated_trades(self, market: str) -> list[dict[str, Any]]:
-        """Every kept trade of ``market``, oldest first, in the collector's trade shape."""
-        return self.trades.normalised(market)
+    def generated_trades(
+        self, market: str, from_ms: int = 0, to_ms: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Kept trades of ``market`` (trade time in ``[from_ms, to_ms)``), oldest first, in
+        the collector's trade shape: the ground truth tests compare a lake against."""
+        return self.trades.normalised(market, from_ms, to_ms)
+
+    def trade_ids(self, market: str, from_ms: int = 0, to_ms: int | None = None) -> list[int]:
+        """``sequential_id`` of every kept trade of ``market`` in ``[from_ms, to_ms)``."""
+        return self.trades.ids(market, from_ms, to_ms)
+
+    # --- market clock -------------------------------------------------------------------
+    def market_now_ms(self) -> int:
+        """Market time: the synthetic clock, or a capture's newest trade (else wall time)."""
+        if self.market is not None:
+            return self.clock.now_ms()
+        return self.trades.newest_ms() or wall_ms()
+
+    def clock_snapshot(self) -> dict[str, Any]:
+        return {**self.clock.as_json(), "now_ms": self.market_now_ms()}
+
+    def advance_clock(
+        self, span_ms: int, *, trade_rate: float | None = None, force: bool = False
+    ) -> SkippedSpan:
+        """Jump market time forward by ``span_ms``, making that span's trades (REST only).
+
+        ``trade_rate`` is trades per second per market (default: ``gap_trade_rate`` or the
+        live rate's share). Raises ``ValueError`` for a capture, a bad span, or while a
+        WebSocket client is subscribed (unless ``force``: it then misses the span). Safe
+        to call from another thread when the server runs in :meth:`start_in_thread`.
+        """
+        return self._call(lambda: self._advance(span_ms, trade_rate, force))
+
+    def _advance(self, span_ms: int, trade_rate: float | None, force: bool) -> SkippedSpan:
+        market = self.market
+        if market is None:
+            msg = "the clock of a capture cannot be moved"
+            raise ValueError(msg)
+        if not force and any(s.routes for s in self.sessions):
+            msg = "a WebSocket client is subscribed (disconnect it first, or force=1)"
+            raise ValueError(msg)
+        rate = trade_rate or self.options.gap_trade_rate or market.trade_rate(self.options.rate)
+        if rate <= 0:
+            msg = f"trade_rate must be > 0, got {rate}"
+            raise ValueError(msg)
+        span = self.clock.jump(span_ms)
+        span.trades = market.fill(span.from_ms, span.to_ms, rate, self.trades)
+        made = sum(span.trades.values())
+        self.stats["trades_generated"] += made
+        self.stats["trades_skipped_span"] += made
+        self.trades.expire(span.to_ms)
+        log.info("market clock moved %d ms ahead: %d trades made in the span", span_ms, made)
+        return span
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the server's loop (waiting for it) when called from another thread."""
+        loop = self._thread_loop
+        if loop is None or threading.current_thread() is self._thread:
+            return fn()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the caller's thread
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(timeout=120)
 
     def drop_connections(self) -> int:
         """Cut every open WebSocket connection (a network failure); returns how many.
@@ -252,8 +340,29 @@ class ReplayServer:
         """Answer the next ``count`` ``/v1`` requests with ``status`` (any thread)."""
 
         def apply() -> None:
-            self._rest.error_budget = count
-            self._rest.error_status = status
+            self.rest_faults.error_budget = count
+            self.rest_faults.error_status = status
+
+        self._on_loop(apply)
+
+    def refuse_rest(self, seconds: float, status: int = 503) -> None:
+        """Answer every ``/v1/trades/ticks`` request with ``status`` for ``seconds``."""
+        self._on_loop(lambda: self.rest_faults.refuse_for(seconds, status))
+
+    def refuse_rest_before(self, market_ms: int | None, status: int = 503) -> None:
+        """Refuse (``status``) any ticks page holding a trade older than ``market_ms``."""
+
+        def apply() -> None:
+            self.rest_faults.refuse_before_ms = market_ms
+            self.rest_faults.refuse_status = status
+
+        self._on_loop(apply)
+
+    def forget_before(self, market_ms: int) -> None:
+        """REST serves no trade older than ``market_ms`` (ground truth still has them)."""
+
+        def apply() -> None:
+            self.trades.served_from_ms = market_ms
 
         self._on_loop(apply)
 

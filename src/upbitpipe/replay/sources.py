@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from upbitpipe.archive.capture import read_capture
+from upbitpipe.replay.clock import wall_ms
 from upbitpipe.replay.frames import WireEvent, normal_to_wire
 from upbitpipe.replay.market import SyntheticMarket
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
@@ -28,22 +29,23 @@ _UNLIMITED_BATCH = 1024
 _UNLIMITED_BACKLOG = 65536  # deep enough to ride out a client that is scheduled in bursts
 
 
-def wall_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 async def run_synthetic(
-    market: SyntheticMarket, rate: float, dispatch: Dispatch, backlog: Backlog
+    market: SyntheticMarket,
+    rate: float,
+    dispatch: Dispatch,
+    backlog: Backlog,
+    clock: Callable[[], int] = wall_ms,
 ) -> None:
-    """Emit about ``rate`` messages/s; ``rate <= 0``: as fast as the slowest client reads."""
-    now_ms = wall_ms()
+    """Emit about ``rate`` messages/s stamped by ``clock`` (market ms); ``rate <= 0``: as
+    fast as the slowest client reads."""
+    now_ms = clock()
     prime: list[WireEvent] = []
     for state in market.states.values():  # so ticker/trade/orderbook snapshots exist
         prime.extend(state.trade(now_ms))
         prime.append(state.book(now_ms))
     dispatch(prime)
     if rate <= 0:
-        await _run_unlimited(market, dispatch, backlog)
+        await _run_unlimited(market, dispatch, backlog, clock)
         return
     interval = min(0.05, max(0.002, 1.0 / rate))
     max_batch = max(1, int(rate * 0.02))  # never hold the loop for long: senders must run
@@ -63,7 +65,7 @@ async def run_synthetic(
                 warn_at = time.monotonic() + 10.0
                 log.warning("synthetic market is CPU-bound; %d messages skipped so far", skipped)
         while due > 0:
-            events = market.generate(min(due, max_batch), wall_ms())
+            events = market.generate(min(due, max_batch), clock())
             produced += len(events)
             due -= len(events)
             dispatch(events)
@@ -71,13 +73,15 @@ async def run_synthetic(
                 await asyncio.sleep(0)
 
 
-async def _run_unlimited(market: SyntheticMarket, dispatch: Dispatch, backlog: Backlog) -> None:
+async def _run_unlimited(
+    market: SyntheticMarket, dispatch: Dispatch, backlog: Backlog, clock: Callable[[], int]
+) -> None:
     while True:
         pending = backlog()
         if pending is None or pending >= _UNLIMITED_BACKLOG:
             await asyncio.sleep(0.001 if pending is not None else 0.01)
             continue
-        dispatch(market.generate(_UNLIMITED_BATCH, wall_ms()))
+        dispatch(market.generate(_UNLIMITED_BATCH, clock()))
         await asyncio.sleep(0)
 
 
