@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from upbitpipe import __version__
 from upbitpipe.cli import (
@@ -22,10 +23,28 @@ from upbitpipe.cli import (
     stats,
 )
 from upbitpipe.cli.context import CliContext, fail
-from upbitpipe.errors import UpbitpipeError
+from upbitpipe.errors import ConfigError, UpbitpipeError
 from upbitpipe.logs import LogFormat, configure_logging
 
+
+def exit_code_for(exc: UpbitpipeError) -> int:
+    """The one place that maps a domain error to an exit code: a bad value 2, the rest 1."""
+    return 2 if isinstance(exc, ConfigError) else 1
+
+
+class RootGroup(TyperGroup):
+    """Every subcommand runs inside this group's ``invoke``: a domain error from any of them
+    becomes one ``error: ...`` line and its exit code here, not in each command."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click Context (typer vendors click privately)
+        try:
+            return super().invoke(ctx)
+        except UpbitpipeError as exc:
+            fail(str(exc), code=exit_code_for(exc))
+
+
 app = typer.Typer(
+    cls=RootGroup,
     name="upbitpipe",
     help=(
         "Real-time Upbit market data: collect every ticker, trade and orderbook update into "
@@ -93,11 +112,5 @@ app.command("stats")(stats.stats)
 
 
 def run() -> None:
-    """Console-script entry point: domain errors become one line and exit code 1."""
-    try:
-        app()
-    except UpbitpipeError as exc:
-        try:
-            fail(str(exc))
-        except typer.Exit as done:
-            raise SystemExit(done.exit_code) from None
+    """Console-script entry point (errors are mapped by :class:`RootGroup`)."""
+    app()
