@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from upbitpipe.cli.context import cli_context, fail
-from upbitpipe.errors import UpbitpipeError
 
 app = typer.Typer(help="Manage the raw-frame archive.", no_args_is_help=True)
 
@@ -45,26 +44,23 @@ def upload(
     if not root.is_dir():
         fail(f"no archive at {root} (collector.archive_dir); nothing to upload")
     endpoint = str(settings.s3.endpoint).rstrip("/")
-    try:
-        creds = local_credentials(settings.s3, settings.infra.state_dir, create=False)
-        if creds is None:
-            fail("s3.access_key / s3.secret_key are not set (and no local server keys exist)")
-        client = make_client(endpoint, creds.access_key, creds.secret_key, settings.s3.region)
-        report = s3_call(
-            endpoint,
-            f"upload to {settings.s3.archive_bucket}",
-            lambda: upload_archive(
-                root,
-                client,
-                settings.s3.archive_bucket,
-                prefix=prefix,
-                older_than_hours=older_than_hours,
-                delete_local=delete_local,
-                progress=lambda name: typer.echo(f"uploaded {name}"),
-            ),
-        )
-    except UpbitpipeError as exc:
-        fail(str(exc))
+    creds = local_credentials(settings.s3, settings.infra.state_dir, create=False)
+    if creds is None:
+        fail("s3.access_key / s3.secret_key are not set (and no local server keys exist)")
+    client = make_client(endpoint, creds.access_key, creds.secret_key, settings.s3.region)
+    report = s3_call(
+        endpoint,
+        f"upload to {settings.s3.archive_bucket}",
+        lambda: upload_archive(
+            root,
+            client,
+            settings.s3.archive_bucket,
+            prefix=prefix,
+            older_than_hours=older_than_hours,
+            delete_local=delete_local,
+            progress=lambda name: typer.echo(f"uploaded {name}"),
+        ),
+    )
     typer.echo(
         f"uploaded {len(report.uploaded)} files ({report.bytes_uploaded / 1e6:.1f} MB), "
         f"{len(report.skipped_existing)} already there, {len(report.too_recent)} too recent, "

@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from upbitpipe.cli.context import cli_context, fail
-from upbitpipe.errors import UpbitpipeError
 
 app = typer.Typer(help="Create and inspect the S3 buckets.", no_args_is_help=True)
 
@@ -57,16 +56,13 @@ def init(
             "s3.archive_expire_days": expire_days,
         }
     )
-    try:
-        creds = local_credentials(settings.s3, settings.infra.state_dir, create=False)
-        if creds is None:
-            fail(
-                "s3.access_key / s3.secret_key are not set and no local server keys exist in "
-                f"{credentials_file(settings.infra.state_dir)} (start one with `upbitpipe infra up minio`)"
-            )
-        results = init_buckets(settings.s3, creds.access_key, creds.secret_key)
-    except UpbitpipeError as exc:
-        fail(str(exc))
+    creds = local_credentials(settings.s3, settings.infra.state_dir, create=False)
+    if creds is None:
+        fail(
+            "s3.access_key / s3.secret_key are not set and no local server keys exist in "
+            f"{credentials_file(settings.infra.state_dir)} (start one with `upbitpipe infra up minio`)"
+        )
+    results = init_buckets(settings.s3, creds.access_key, creds.secret_key)
     for result in results:
         what = "created" if result.created else "exists"
         extra = []

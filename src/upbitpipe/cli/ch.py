@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from upbitpipe.cli.context import cli_context, fail
+from upbitpipe.cli.context import cli_context
 from upbitpipe.clickhouse.apply import apply_statements
 from upbitpipe.clickhouse.ddl import render_script, render_statements
-from upbitpipe.errors import UpbitpipeError
 
 app = typer.Typer(
     help="ClickHouse: Kafka-engine ingestion, MergeTree tables and views for Grafana.",
@@ -57,14 +56,11 @@ def init(
         return
     ch = settings.clickhouse
     statements = render_statements(settings, cluster=cluster, reveal_secrets=True)
-    try:
-        count = apply_statements(
-            statements,
-            ch,
-            connect_timeout=connect_timeout,
-            on_applied=lambda s: typer.echo(f"ok  {s.kind:<11} {s.name}"),
-        )
-    except UpbitpipeError as exc:
-        fail(str(exc))
+    count = apply_statements(
+        statements,
+        ch,
+        connect_timeout=connect_timeout,
+        on_applied=lambda s: typer.echo(f"ok  {s.kind:<11} {s.name}"),
+    )
     layout = f"cluster {ch.cluster}" if cluster else "single node"
     typer.echo(f"ClickHouse {ch.host}:{ch.port}: {count} statements applied ({layout}).")
