@@ -9,6 +9,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from upbitpipe.replay.market import SyntheticMarket
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.replay.tradebook import DAY_MS, TicksQuery, TradeStore
@@ -80,29 +81,33 @@ def test_store_scopes_pages_to_one_utc_day() -> None:
 
 
 async def test_clock_jump_across_midnight_is_served_by_rest_exactly() -> None:
-    async with ReplayServer(_options()) as srv:
-        span = srv.advance_clock(20 * 60_000, trade_rate=50.0)  # 23:50 -> 00:10
+    async with (
+        ReplayServer(_options()) as srv,
+        httpx.AsyncClient(base_url=srv.rest_url, timeout=60) as client,
+    ):
+        jumped = await client.get("/_replay/advance", params={"minutes": 20, "trade_rate": 50})
+        assert jumped.status_code == 200, jumped.text
+        span = srv.clock.skipped[0]  # 23:50 -> 00:10
         assert span.from_ms < MIDNIGHT < span.to_ms
         assert span.trades == {m: 60_000 for m in MARKETS}  # 20 min x 60 s x 50/s
         assert srv.market_now_ms() >= span.to_ms
-        async with httpx.AsyncClient(base_url=srv.rest_url, timeout=30) as client:
-            for market in MARKETS:
-                served = await _walk(client, market, None) + await _walk(client, market, 1)
-                truth = srv.trade_ids(market, span.from_ms, span.to_ms)
-                assert len(truth) == 60_000
-                in_span = set(served) & set(truth)
-                assert in_span == set(truth)
-                assert len(served) == len(set(served))  # no page repeats a trade
-                assert all(len(str(sid)) == 17 for sid in truth)  # ms * 10^4 + k, like Upbit
-            clock = (await client.get("/_replay/clock")).json()
-            assert clock["skipped"][0]["trades"] == {m: 60_000 for m in MARKETS}
-            ids = (
-                await client.get(
-                    "/_replay/trade_ids",
-                    params={"market": "KRW-BTC", "from_ms": span.from_ms, "to_ms": span.to_ms},
-                )
-            ).json()
-            assert ids["count"] == 60_000
+        for market in MARKETS:
+            served = await _walk(client, market, None) + await _walk(client, market, 1)
+            truth = srv.trade_ids(market, span.from_ms, span.to_ms)
+            assert len(truth) == 60_000
+            in_span = set(served) & set(truth)
+            assert in_span == set(truth)
+            assert len(served) == len(set(served))  # no page repeats a trade
+            assert all(len(str(sid)) == 17 for sid in truth)  # ms * 10^4 + k, like Upbit
+        clock = (await client.get("/_replay/clock")).json()
+        assert clock["skipped"][0]["trades"] == {m: 60_000 for m in MARKETS}
+        ids = (
+            await client.get(
+                "/_replay/trade_ids",
+                params={"market": "KRW-BTC", "from_ms": span.from_ms, "to_ms": span.to_ms},
+            )
+        ).json()
+        assert ids["count"] == 60_000
 
 
 async def test_advance_is_refused_while_a_client_listens() -> None:
@@ -153,3 +158,19 @@ async def test_capture_clock_cannot_move(tmp_path: Any) -> None:
     async with ReplayServer(ReplayOptions(capture=capture)) as srv:
         with pytest.raises(ValueError, match="capture"):
             srv.advance_clock(1000)
+
+
+def test_filled_span_rolls_the_day_like_live_trades() -> None:
+    market = SyntheticMarket(["KRW-BTC"], 3, MIDNIGHT - 60_000, 0.3)
+    store = TradeStore()
+    made = market.fill(MIDNIGHT - 60_000, MIDNIGHT + 60_000, 20.0, store)
+    assert made == {"KRW-BTC": 2400}
+    rows = store.normalised("KRW-BTC")
+    before = [r for r in rows if r["trade_timestamp"] < MIDNIGHT]
+    after = [r for r in rows if r["trade_timestamp"] >= MIDNIGHT]
+    assert len(before) == len(after) == 1200
+    assert {r["prev_closing_price"] for r in after} == {before[-1]["trade_price"]}
+    live_trade, ticker = market.states["KRW-BTC"].trade(MIDNIGHT + 60_000)
+    assert live_trade.wire["prev_closing_price"] == before[-1]["trade_price"]
+    day_volume = sum(r["trade_volume"] for r in after) + live_trade.wire["trade_volume"]
+    assert ticker.wire["acc_trade_volume"] == pytest.approx(day_volume)

@@ -23,7 +23,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from websockets.http11 import Response
@@ -39,7 +39,7 @@ class ControlApi:
 
     def __init__(self, server: ReplayServer) -> None:
         self.server = server
-        self.routes: dict[str, Callable[[Query], Response]] = {
+        self.routes: dict[str, Callable[[Query], Response | Awaitable[Response]]] = {
             "/_replay/stats": self._stats,
             "/_replay/clock": self._clock,
             "/_replay/advance": self._advance,
@@ -54,7 +54,7 @@ class ControlApi:
     def _clock(self, _query: Query) -> Response:
         return json_response(200, self.server.clock_snapshot())
 
-    def _advance(self, query: Query) -> Response:
+    def _advance(self, query: Query) -> Awaitable[Response]:
         span_ms = (
             (one_int(query, "hours") or 0) * 3_600_000
             + (one_int(query, "minutes") or 0) * 60_000
@@ -62,10 +62,11 @@ class ControlApi:
         )
         rate = one(query, "trade_rate")
         force = (one(query, "force") or "").lower() in ("1", "true")
+        return self._advance_async(span_ms, None if rate is None else float(rate), force)
+
+    async def _advance_async(self, span_ms: int, rate: float | None, force: bool) -> Response:
         try:
-            span = self.server.advance_clock(
-                span_ms, trade_rate=None if rate is None else float(rate), force=force
-            )
+            span = await self.server.advance_clock_async(span_ms, trade_rate=rate, force=force)
         except ValueError as exc:
             return error_response(409, "conflict", str(exc))
         return json_response(200, {**span.as_json(), "now_ms": self.server.market_now_ms()})

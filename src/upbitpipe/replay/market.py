@@ -46,6 +46,7 @@ KNOWN_MARKETS: dict[str, tuple[float, str, str]] = {
 }
 
 BOOK_LEVELS = 30
+DAY_MS = 86_400_000
 SID_SCALE = 10_000  # trade ms * 10^4 + k
 _SID_STEP = 617  # coprime with 10^4: k = n * 617 % 10^4 is a permutation of 0..9999
 
@@ -102,6 +103,7 @@ class MarketState:
         self._dirty: set[int] = set(range(BOOK_LEVELS))
         self._ladder_moved = True
         self.last_trade: WireEvent | None = None
+        self.last_price = self.bid  # of the last trade, live or filled
         self.last_ticker: WireEvent | None = None
         self.last_book: WireEvent | None = None
         self._sid_ms = 0
@@ -136,7 +138,7 @@ class MarketState:
 
     def _new_day(self) -> None:
         """UTC midnight: yesterday's last price closes the day; day statistics restart."""
-        last = self.last_trade.wire["trade_price"] if self.last_trade else self.bid
+        last = self.last_price
         self.prev_close = self.open = self.high = self.low = last
         self.acc_volume = self.acc_price = self.acc_ask = self.acc_bid = 0.0
 
@@ -208,58 +210,90 @@ class MarketState:
         trade = WireEvent("trade", self.market, trade_wire)
         ticker = self._ticker(now_ms, trade_wire)
         self.last_trade, self.last_ticker = trade, ticker
+        self.last_price = price
         return trade, ticker
 
     def fill(self, from_ms: int, to_ms: int, per_second: float, store: TradeStore) -> int:
         """Make the trades of market time ``[from_ms, to_ms)`` straight into ``store``.
 
-        For a clock jump: ``per_second`` trades evenly spread, with the same price walk, day
-        roll-over and id sequence as live trades, but no frames (nobody is listening).
-        Returns how many trades were made.
+        For a clock jump: ``per_second`` (at most 1000) trades evenly spread, one per
+        millisecond at most, with the same price walk, UTC day roll-over and id sequence as
+        live trades, but no frames (nobody is listening). Returns how many were made.
         """
-        n = int((to_ms - from_ms) * per_second / 1000)
+        n = int((to_ms - from_ms) * min(per_second, 1000.0) / 1000)
         if n <= 0:
             return 0
         columns = store.columns(self.market)
-        sid_col, ts_col, price_col = columns.sid, columns.ts, columns.price
-        vol_col, prev_col, side_col = columns.volume, columns.prev, columns.ask_bid
+        sid_add, ts_add, price_add = columns.sid.append, columns.ts.append, columns.price.append
+        vol_add, prev_add, side_add = (
+            columns.volume.append,
+            columns.prev.append,
+            columns.ask_bid.append,
+        )
         rng = self.rng
         random, gauss, exp = rng.random, rng.gauss, math.exp
         log_median = math.log(self._median_notional)
         step = (to_ms - from_ms) / n
+        self._clock(from_ms)  # a UTC midnight since the last live trade starts a new day
+        next_day = (from_ms // DAY_MS + 1) * DAY_MS
+        bid, ask, prev = self.bid, self.ask, self.prev_close
+        acc_v = acc_p = acc_a = acc_b = 0.0
+        high, low = self.high, self.low
+        price = self.last_price
         for i in range(n):
             ms = from_ms + int(i * step)
-            if ms // 1000 != self._clock_second:
-                self._clock(ms)
+            if ms >= next_day:
+                self._fold(high, low, price, acc_v, acc_p, acc_a, acc_b)
+                acc_v = acc_p = acc_a = acc_b = 0.0
+                self._clock(ms)  # new UTC day: prev close = last price, statistics restart
+                next_day += DAY_MS
+                prev, high, low = self.prev_close, self.high, self.low
             if random() < 0.02:
-                drift = 1 if self.bid < self.open else -1
-                self._set_bid(
-                    max(
-                        snap(self.bid + (drift if random() < 0.55 else -drift) * self.tick),
-                        self.tick,
-                    )
-                )
+                drift = 1 if bid < self.open else -1
+                step_ticks = drift if random() < 0.55 else -drift
+                self._set_bid(max(snap(bid + step_ticks * self.tick), self.tick))
+                bid, ask = self.bid, self.ask
             buyer_takes = random() < 0.5
-            price = self.ask if buyer_takes else self.bid
-            volume = max(round(exp(gauss(log_median, 1.5)) / price, 8), 1e-8)
-            sid_col.append(self._next_sid(ms))
-            ts_col.append(ms)
-            price_col.append(price)
-            vol_col.append(volume)
-            prev_col.append(self.prev_close)
-            side_col.append(66 if buyer_takes else 65)
-            if price > self.high:
-                self.high = price
-            elif price < self.low:
-                self.low = price
-            self.acc_volume += volume
-            self.acc_price += volume * price
+            price = ask if buyer_takes else bid
+            volume = int(exp(gauss(log_median, 1.5)) / price * 1e8 + 0.5) / 1e8 or 1e-8
+            sid_add(self._next_sid(ms) if i == 0 else ms * SID_SCALE)  # one trade per ms
+            ts_add(ms)
+            price_add(price)
+            vol_add(volume)
+            prev_add(prev)
+            if price > high:
+                high = price
+            elif price < low:
+                low = price
+            acc_v += volume
+            acc_p += volume * price
             if buyer_takes:
-                self.acc_bid += volume
+                side_add(66)
+                acc_b += volume
             else:
-                self.acc_ask += volume
+                side_add(65)
+                acc_a += volume
+        self._fold(high, low, price, acc_v, acc_p, acc_a, acc_b)
+        self._sid_ms, self._sid_n = max(self._sid_ms, ms), 1
         store.added(self.market, n)
         return n
+
+    def _fold(
+        self,
+        high: float,
+        low: float,
+        last: float,
+        vol: float,
+        notional: float,
+        ask: float,
+        bid: float,
+    ) -> None:
+        """Add a run of filled trades to the day statistics."""
+        self.high, self.low, self.last_price = high, low, last
+        self.acc_volume += vol
+        self.acc_price += notional
+        self.acc_ask += ask
+        self.acc_bid += bid
 
     def _ticker(self, now_ms: int, trade: dict[str, Any]) -> WireEvent:
         price, prev = trade["trade_price"], self.prev_close

@@ -13,7 +13,7 @@ client address; over it the answer is 429 with ``sec=0``. Errors have Upbit's bo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -59,7 +59,7 @@ class RestApi:
             limit = self._limits[group] = KeyedLimits(self._per_second)
         return limit
 
-    def handle(self, client: str, request: Request) -> Response:
+    def handle(self, client: str, request: Request) -> Response | Awaitable[Response]:
         path, _, raw_query = request.path.partition("?")
         path = path.rstrip("/") or "/"
         query = parse_qs(raw_query)

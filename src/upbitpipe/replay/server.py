@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -84,6 +84,7 @@ class ReplayServer:
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._subscribed = asyncio.Event()
+        self._filling = False  # a clock jump is making trades: live generation pauses
 
     # --- addresses ----------------------------------------------------------------------
     @property
@@ -123,6 +124,7 @@ class ReplayServer:
                 ping_interval=None,  # Upbit does not ping clients; clients keep themselves alive
                 write_limit=options.write_buffer_bytes,
                 max_size=2**16,
+                open_timeout=120,  # a clock jump answers /_replay/advance after its trades
                 logger=_ws_log,
             )
         except OSError as exc:
@@ -218,7 +220,12 @@ class ReplayServer:
                 )
             elif self.market is not None:
                 await run_synthetic(
-                    self.market, options.rate, self.dispatch, self._backlog, self.clock.now_ms
+                    self.market,
+                    options.rate,
+                    self.dispatch,
+                    self._backlog,
+                    self.clock.now_ms,
+                    lambda: self._filling,
                 )
         except asyncio.CancelledError:
             raise
@@ -289,7 +296,28 @@ class ReplayServer:
         """
         return self._call(lambda: self._advance(span_ms, trade_rate, force))
 
-    def _advance(self, span_ms: int, trade_rate: float | None, force: bool) -> SkippedSpan:
+    async def advance_clock_async(
+        self, span_ms: int, *, trade_rate: float | None = None, force: bool = False
+    ) -> SkippedSpan:
+        """:meth:`advance_clock` for the server's own loop: the trades are made in a worker
+        thread while live generation pauses, so REST and WebSocket stay responsive."""
+        market, rate = self._check_advance(trade_rate, force)
+        if self._filling:
+            msg = "the clock is already moving"
+            raise ValueError(msg)
+        self._filling = True
+        try:
+            span = self.clock.jump(span_ms)
+            span.trades = await asyncio.to_thread(
+                market.fill, span.from_ms, span.to_ms, rate, self.trades
+            )
+        finally:
+            self._filling = False
+        return self._after_fill(span)
+
+    def _check_advance(
+        self, trade_rate: float | None, force: bool
+    ) -> tuple[SyntheticMarket, float]:
         market = self.market
         if market is None:
             msg = "the clock of a capture cannot be moved"
@@ -298,16 +326,27 @@ class ReplayServer:
             msg = "a WebSocket client is subscribed (disconnect it first, or force=1)"
             raise ValueError(msg)
         rate = trade_rate or self.options.gap_trade_rate or market.trade_rate(self.options.rate)
-        if rate <= 0:
-            msg = f"trade_rate must be > 0, got {rate}"
+        if not 0 < rate <= 1000:
+            msg = f"trade_rate must be within (0, 1000] trades/s per market, got {rate}"
             raise ValueError(msg)
+        return market, rate
+
+    def _advance(self, span_ms: int, trade_rate: float | None, force: bool) -> SkippedSpan:
+        market, rate = self._check_advance(trade_rate, force)
         span = self.clock.jump(span_ms)
         span.trades = market.fill(span.from_ms, span.to_ms, rate, self.trades)
+        return self._after_fill(span)
+
+    def _after_fill(self, span: SkippedSpan) -> SkippedSpan:
         made = sum(span.trades.values())
         self.stats["trades_generated"] += made
         self.stats["trades_skipped_span"] += made
         self.trades.expire(span.to_ms)
-        log.info("market clock moved %d ms ahead: %d trades made in the span", span_ms, made)
+        log.info(
+            "market clock moved %d ms ahead: %d trades made in the span",
+            span.to_ms - span.from_ms,
+            made,
+        )
         return span
 
     def _call(self, fn: Callable[[], T]) -> T:
@@ -382,7 +421,9 @@ class ReplayServer:
         return data
 
     # --- HTTP and WebSocket -------------------------------------------------------------
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | Awaitable[Response] | None:
         client = str((connection.remote_address or ("?",))[0])
         path = request.path.partition("?")[0].rstrip("/")
         if path == WS_PATH:

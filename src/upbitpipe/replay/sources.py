@@ -35,6 +35,7 @@ async def run_synthetic(
     dispatch: Dispatch,
     backlog: Backlog,
     clock: Callable[[], int] = wall_ms,
+    paused: Callable[[], bool] = lambda: False,
 ) -> None:
     """Emit about ``rate`` messages/s stamped by ``clock`` (market ms); ``rate <= 0``: as
     fast as the slowest client reads."""
@@ -45,7 +46,7 @@ async def run_synthetic(
         prime.append(state.book(now_ms))
     dispatch(prime)
     if rate <= 0:
-        await _run_unlimited(market, dispatch, backlog, clock)
+        await _run_unlimited(market, dispatch, backlog, clock, paused)
         return
     interval = min(0.05, max(0.002, 1.0 / rate))
     max_batch = max(1, int(rate * 0.02))  # never hold the loop for long: senders must run
@@ -55,6 +56,9 @@ async def run_synthetic(
     warn_at = 0.0
     while True:
         await asyncio.sleep(interval)
+        if paused():  # the clock is jumping: nothing is made meanwhile, and no burst after
+            start, produced = time.monotonic(), 0
+            continue
         due = int((time.monotonic() - start) * rate) - produced
         if due > rate:  # more than a second behind (CPU starved): skip, don't burst
             skip = due - max_batch
@@ -74,10 +78,14 @@ async def run_synthetic(
 
 
 async def _run_unlimited(
-    market: SyntheticMarket, dispatch: Dispatch, backlog: Backlog, clock: Callable[[], int]
+    market: SyntheticMarket,
+    dispatch: Dispatch,
+    backlog: Backlog,
+    clock: Callable[[], int],
+    paused: Callable[[], bool],
 ) -> None:
     while True:
-        pending = backlog()
+        pending = None if paused() else backlog()
         if pending is None or pending >= _UNLIMITED_BACKLOG:
             await asyncio.sleep(0.001 if pending is not None else 0.01)
             continue

@@ -17,6 +17,7 @@ from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from upbitpipe.upbit.rest import normalise_rest_trade
@@ -137,13 +138,13 @@ class TradeStore:
     def rest_row(self, market: str, columns: TradeColumns, i: int) -> dict[str, Any]:
         """Row ``i`` as Upbit's REST returns it."""
         ts = columns.ts[i]
-        moment = datetime.fromtimestamp(ts / 1000, tz=UTC)
+        date, time = _utc_date_time(ts // 1000)
         price, prev = columns.price[i], columns.prev[i]
         has_prev = prev == prev  # not NaN
         return {
             "market": market,
-            "trade_date_utc": f"{moment:%Y-%m-%d}",
-            "trade_time_utc": f"{moment:%H:%M:%S}",
+            "trade_date_utc": date,
+            "trade_time_utc": time,
             "timestamp": ts,
             "trade_price": price,
             "trade_volume": columns.volume[i],
@@ -209,6 +210,12 @@ class TradeStore:
         start = bisect_left(columns.ts, from_ms, 0, rows)
         end = rows if to_ms is None else bisect_left(columns.ts, to_ms, 0, rows)
         return [normalise_rest_trade(self.rest_row(market, columns, i)) for i in range(start, end)]
+
+
+@lru_cache(maxsize=4096)
+def _utc_date_time(second: int) -> tuple[str, str]:
+    moment = datetime.fromtimestamp(second, tz=UTC)
+    return f"{moment:%Y-%m-%d}", f"{moment:%H:%M:%S}"
 
 
 def _day_bounds(now_ms: int, days_ago: int | None) -> tuple[int, int]:
