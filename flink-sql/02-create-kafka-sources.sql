@@ -3,10 +3,12 @@
 -- Values are the data-contract JSON (DEFAULT field names, `market`, `_ingested_at`,
 -- `_source`, `_collector`); bad JSON is skipped, not fatal. Event time comes from the
 -- exchange's timestamps with a {{ watermark_delay_seconds }} s watermark for out-of-order events.
+-- `proc_time` (arrival) only orders the candle job's deduplication: keep the first copy.
 
 CREATE TEMPORARY TABLE `kafka_trade` (
 {{ trade_source_columns }},
   `event_time` AS TO_TIMESTAMP_LTZ(`trade_timestamp`, 3),
+  `proc_time` AS PROCTIME(),
   WATERMARK FOR `event_time` AS `event_time` - INTERVAL '{{ watermark_delay_seconds }}' SECOND
 ) WITH (
   'connector' = 'kafka',

@@ -28,17 +28,23 @@ SELECT {{ ticker_dt }} AS `dt`, {{ ticker_columns }}
 FROM `kafka_ticker`
 WHERE {{ ticker_valid }};
 
--- 1-minute candles on event time. Duplicated trades (same market + sequential_id) are
--- removed per window first (window deduplication), then aggregated. Open and close follow
--- trade time, then sequential_id - not arrival order: MIN/MAX of a sortable key
--- "<trade_timestamp><sequential_id>|<price>" picks the first and the last trade of the
--- window, whatever order they arrived in (a window closes when the watermark passes its end).
+-- 1-minute candles, right whatever order and however late trades arrive (REST backfill
+-- after a reconnect or a restart delivers trades minutes late). No window closes on the
+-- watermark: an updating aggregate keyed by (dt, market, minute) re-emits the candle of a
+-- minute whenever one of its trades arrives, and the ohlcv_1m primary key
+-- (dt, market, window_start) turns every re-emission into an overwrite.
+--   1. deduplicate: Kafka is at-least-once, so a trade (market, sequential_id) can arrive
+--      twice; keep its first copy (ROW_NUMBER by arrival = Flink's deduplication operator,
+--      append-only output, one small state entry per trade);
+--   2. aggregate: open/close are the first/last trade by (trade_timestamp, sequential_id),
+--      not by arrival: MIN/MAX of the sortable key "<trade_timestamp><sequential_id>|<price>".
+-- Both states expire after table.exec.state.ttl = flink.state_ttl (the backfill horizon).
 INSERT INTO `{{ catalog }}`.`{{ database }}`.`ohlcv_1m`
 SELECT
-  {{ window_dt }} AS `dt`,
+  `dt`,
   `market`,
   `window_start`,
-  `window_end`,
+  `window_start` + INTERVAL '1' MINUTE AS `window_end`,
   CAST(SPLIT_INDEX(MIN(`order_key`), '|', 1) AS DOUBLE) AS `open`,
   MAX(`trade_price`) AS `high`,
   MIN(`trade_price`) AS `low`,
@@ -49,7 +55,8 @@ SELECT
   COUNT(*) AS `trade_count`
 FROM (
   SELECT
-    `market`, `trade_price`, `trade_volume`, `window_start`, `window_end`, `window_time`,
+    {{ window_dt }} AS `dt`,
+    `market`, `window_start`, `trade_price`, `trade_volume`,
     CONCAT(
       LPAD(CAST(`trade_timestamp` AS STRING), 15, '0'),
       LPAD(CAST(`sequential_id` AS STRING), 20, '0'),
@@ -57,16 +64,21 @@ FROM (
       CAST(`trade_price` AS STRING)
     ) AS `order_key`
   FROM (
-    SELECT *,
-      ROW_NUMBER() OVER (
-        PARTITION BY `window_start`, `window_end`, `market`, `sequential_id`
-        ORDER BY `event_time` ASC
-      ) AS `copy_no`
-    FROM TABLE(TUMBLE(TABLE `kafka_trade`, DESCRIPTOR(`event_time`), INTERVAL '1' MINUTE))
-    WHERE {{ trade_valid }} AND `trade_price` IS NOT NULL AND `trade_volume` IS NOT NULL
+    SELECT
+      `market`, `sequential_id`, `trade_timestamp`, `trade_price`, `trade_volume`,
+      CAST(
+        TO_TIMESTAMP_LTZ(`trade_timestamp` - MOD(`trade_timestamp`, 60000), 3) AS TIMESTAMP(3)
+      ) AS `window_start`
+    FROM (
+      SELECT *,
+        ROW_NUMBER() OVER (PARTITION BY `market`, `sequential_id` ORDER BY `proc_time` ASC)
+          AS `copy_no`
+      FROM `kafka_trade`
+      WHERE {{ trade_valid }} AND `trade_price` IS NOT NULL AND `trade_volume` IS NOT NULL
+    )
+    WHERE `copy_no` = 1
   )
-  WHERE `copy_no` = 1
 )
-GROUP BY `market`, `window_start`, `window_end`;
+GROUP BY `dt`, `market`, `window_start`;
 
 END;

@@ -240,6 +240,8 @@ class FlinkSettings(Section):
     checkpoint_dir: str | None = None
     restart_strategy: Literal["exponential-delay", "fixed-delay", "none"] = "exponential-delay"
     watermark_delay_seconds: int = Field(default=5, ge=0)
+    # how late a trade may arrive and still fix its candle: the collector backfills up to 7 d
+    state_ttl: str = Field(default="7 d", pattern=r"^\d+\s*(s|min|h|d)$")
     consumer_group: str = "upbitpipe-flink"
     sql_dir: Path | None = None
 

@@ -1,8 +1,9 @@
 """Flink fixtures for integration tests (load with ``pytest_plugins = ["conftest_flink"]``).
 
 * ``flink_cluster`` -- one native standalone cluster for the whole session (1 JobManager +
-  2 TaskManagers with 2 slots each, on a free loopback port), started by
-  :class:`upbitpipe.flink.cluster.FlinkCluster` - the same code `upbitpipe infra up flink` runs.
+from conftest import S3Fixture
+from upbitpipe.config import FlinkSettings, InfraSettings, S3Settings
+from upbitpipe.flink.cluster import FlinkCluster
 * ``flink_runtime`` -- the Flink runtime venv + jars in the shared artifact cache.
 * ``flink_cluster.overrides()`` -- dotted settings that point a test at the cluster.
 
@@ -20,7 +21,8 @@ from typing import Any
 import pytest
 from tiers import require_tool
 
-from upbitpipe.config import FlinkSettings, InfraSettings
+from conftest import S3Fixture
+from upbitpipe.config import FlinkSettings, InfraSettings, S3Settings
 from upbitpipe.flink.cluster import FlinkCluster
 from upbitpipe.flink.runtime import FlinkRuntime
 from upbitpipe.infra.base import free_port
@@ -46,6 +48,15 @@ class FlinkFixture:
         }
 
 
+def s3_settings(s3: S3Fixture) -> S3Settings:
+    """The S3 server as the cluster's checkpoint filesystem (endpoint + keys)."""
+    return S3Settings(
+        endpoint=s3.endpoint,  # type: ignore[arg-type]
+        access_key=s3.access_key,  # type: ignore[arg-type]
+        secret_key=s3.secret_key,  # type: ignore[arg-type]
+    )
+
+
 @pytest.fixture(scope="session")
 def flink_runtime(artifact_cache: Path) -> FlinkRuntime:
     require_tool("java", "Flink")
@@ -55,7 +66,10 @@ def flink_runtime(artifact_cache: Path) -> FlinkRuntime:
 
 @pytest.fixture(scope="session")
 def flink_cluster(
-    tmp_path_factory: pytest.TempPathFactory, artifact_cache: Path, flink_runtime: FlinkRuntime
+    tmp_path_factory: pytest.TempPathFactory,
+    artifact_cache: Path,
+    flink_runtime: FlinkRuntime,
+    s3_server: S3Fixture,
 ) -> Iterator[FlinkFixture]:
     port = free_port()
     flink = FlinkSettings(
@@ -68,7 +82,7 @@ def flink_cluster(
     infra = InfraSettings(
         state_dir=tmp_path_factory.mktemp("infra-flink"), cache_dir=artifact_cache
     )
-    cluster = FlinkCluster(flink, infra, progress=False)
+    cluster = FlinkCluster(flink, infra, progress=False, s3=s3_settings(s3_server))
     started = time.monotonic()
     try:
         cluster.start(FLINK_START_TIMEOUT)

@@ -83,9 +83,13 @@ def make_trades(rng: random.Random) -> list[dict[str, Any]]:
 
 
 def arrival_order(trades: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
-    """Shuffled within 3 s blocks of event time (inside the 5 s watermark), with re-deliveries."""
+    """Shuffled within 3 s blocks of event time (inside the 5 s watermark), with re-deliveries;
+    then late trades: 40 of the first two minutes held back and sent after everything else
+    (minutes behind the watermark, as a REST backfill after a reconnect delivers them)."""
+    late = rng.sample([t for t in trades if t["trade_timestamp"] < T0 + 120_000], 40)
+    late_ids = {id(t) for t in late}
     blocks: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for trade in trades:
+    for trade in (t for t in trades if id(t) not in late_ids):
         blocks.setdefault((trade["market"], trade["trade_timestamp"] // 3_000), []).append(trade)
     out: list[dict[str, Any]] = []
     for key in sorted(blocks, key=lambda k: (k[1], k[0])):
@@ -94,8 +98,10 @@ def arrival_order(trades: list[dict[str, Any]], rng: random.Random) -> list[dict
         if len(block) > 1:
             block = [*block, dict(block[0])]  # a WebSocket re-delivery, in the same block
         out.extend(block)
-    # REST backfill copies of some trades, arriving long after (late duplicates)
-    return out + [{**t, "_source": "upbit_rest_backfill"} for t in rng.sample(trades, 25)]
+    # REST backfill: the late trades, and copies of some trades (late duplicates)
+    backfill = late + rng.sample(trades, 25)
+    rng.shuffle(backfill)
+    return out + [{**t, "_source": "upbit_rest_backfill"} for t in backfill]
 
 
 def make_tickers() -> list[dict[str, Any]]:
@@ -228,7 +234,7 @@ def test_kafka_to_paimon_on_s3(
     assert sample["dt"] == event_dt(trades[0]["trade_timestamp"], _utc())
     assert sample["trade_price"] == trades[0]["trade_price"]
 
-    # candles equal the Python reference (out-of-order arrivals included)
+    # candles equal the Python reference (out-of-order and minutes-late arrivals included)
     reference = candles(trades)
     lake = {(r["market"], r["window_start"]): r for r in read_table(settings, "ohlcv_1m")}
     assert set(lake) == set(reference)

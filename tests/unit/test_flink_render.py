@@ -113,7 +113,10 @@ def test_statement_set_has_every_sink() -> None:
     (stmt_set,) = [s for s in statements if s.statement.kind == "statement_set"]
     targets = [ins.split("`")[5] for ins in stmt_set.statement.inserts]
     assert targets == ["trade", "ticker", "orderbook", "ticker_latest", "ohlcv_1m"]
-    assert "TUMBLE(TABLE `kafka_trade`" in stmt_set.statement.inserts[-1]
+    candles = stmt_set.statement.inserts[-1]
+    # an updating aggregate over deduplicated trades, no window closed by the watermark
+    assert "TUMBLE" not in candles and "PARTITION BY `market`, `sequential_id`" in candles
+    assert "GROUP BY `dt`, `market`, `window_start`" in candles
 
 
 def test_paimon_ddl_from_lake_tables() -> None:
@@ -181,8 +184,34 @@ def test_job_config_from_settings() -> None:
     assert remote["execution.target"] == "remote"
     assert (remote["rest.address"], remote["rest.port"]) == ("jm", "18081")
     assert remote["execution.checkpointing.dir"] == "file:///var/ckpt"
+    assert remote["execution.checkpointing.savepoint-dir"] == "file:///var/ckpt/savepoints"
+    assert remote["state.backend.type"] == "rocksdb"
+    assert remote["execution.checkpointing.incremental"] == "true"
+    assert remote["table.exec.state.ttl"] == "7 d"
+    assert remote["table.exec.uid.generation"] == "ALWAYS"
+    assert "execution.savepoint.path" not in remote
     local = job_config(settings, SubmitOptions(local=True, parallelism=1))
     assert "execution.target" not in local and local["parallelism.default"] == "1"
+
+
+def test_job_state_on_s3_next_to_the_lake() -> None:
+    settings = _settings(**{"lake.warehouse": "s3://my-lake/wh"})
+    remote = job_config(settings, SubmitOptions(restore_from="s3://my-lake/flink/savepoints/sp-1"))
+    assert remote["execution.checkpointing.dir"] == "s3://my-lake/flink/checkpoints"
+    assert remote["execution.checkpointing.savepoint-dir"] == "s3://my-lake/flink/savepoints"
+    assert remote["execution.savepoint.path"] == "s3://my-lake/flink/savepoints/sp-1"
+    no_s3 = job_config(settings, SubmitOptions(), cluster_has_s3=False)
+    assert "execution.checkpointing.dir" not in no_s3
+    assert no_s3["state.backend.type"] == "rocksdb"
+    # a local mini-cluster keeps its in-memory defaults
+    local = job_config(settings, SubmitOptions(local=True))
+    assert "state.backend.type" not in local and "execution.checkpointing.dir" not in local
+
+
+def test_pipeline_job_is_named_after_its_lake() -> None:
+    settings = _settings(**{"lake.warehouse": "s3://my-lake/wh/"})
+    request = build_request(_render(settings), settings, SubmitOptions())
+    assert request["config"]["pipeline.name"] == "upbitpipe: kafka -> paimon s3://my-lake/wh/upbit"
 
 
 def test_request_carries_statement_set() -> None:

@@ -13,8 +13,9 @@ from rich.table import Table
 from upbitpipe.cli.context import cli_context, fail
 from upbitpipe.config import Settings
 from upbitpipe.errors import UpbitpipeError
-from upbitpipe.flink.jobs import FlinkRest
-from upbitpipe.flink.render import render_files, resolve_files
+from upbitpipe.flink.jobs import TERMINAL_STATES, FlinkRest, JobInfo
+from upbitpipe.flink.pipeline import alive_pipeline, latest_restore_point, stop_for_replace
+from upbitpipe.flink.render import RenderedStatement, render_files, resolve_files
 from upbitpipe.flink.runtime import FlinkRuntime
 from upbitpipe.flink.submit import FlinkSqlError, SubmitOptions, SubmitResult, submit
 
@@ -66,8 +67,37 @@ def submit_cmd(
     rest_url: Annotated[
         str | None, typer.Option("--rest-url", help="Overrides flink.rest_url.")
     ] = None,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace",
+            help="Stop the running pipeline job with a savepoint and start this one from it.",
+        ),
+    ] = False,
+    from_savepoint: Annotated[
+        str | None,
+        typer.Option("--from-savepoint", help="Start from this savepoint or retained checkpoint."),
+    ] = None,
+    from_latest: Annotated[
+        bool,
+        typer.Option(
+            "--from-latest",
+            help="Start from the newest retained checkpoint or savepoint of the pipeline.",
+        ),
+    ] = False,
+    allow_non_restored_state: Annotated[
+        bool,
+        typer.Option(
+            "--allow-non-restored-state",
+            help="When restoring: drop state of operators the new SQL no longer has.",
+        ),
+    ] = False,
 ) -> None:
     """Render the SQL templates from the config and run them: DDL first, then one job.
+
+    One pipeline job per lake: while it runs, a second `submit all` is refused; --replace
+    stops it with a savepoint and starts the new job from that savepoint (state and Kafka
+    offsets carry over). --from-savepoint / --from-latest resume a stopped pipeline.
 
     01-create-catalogs always runs first (each submission is a new session). S3 keys and
     SASL passwords are injected in memory and never written to disk.
@@ -79,6 +109,10 @@ def submit_cmd(
       upbitpipe flink submit all --dry-run
 
       upbitpipe flink submit all --local --bounded
+
+      upbitpipe flink submit all --replace
+
+      upbitpipe flink submit all --from-latest
 
       upbitpipe flink submit 05-queries.sql --local
 
@@ -98,7 +132,22 @@ def submit_cmd(
             out.print(f"-- {stmt.label} ({stmt.statement.kind})")
             out.print(f"{stmt.display};\n", markup=False)
         return
-    options = SubmitOptions(local=local, bounded=bounded, wait=wait, timeout=timeout)
+    if sum(bool(x) for x in (replace, from_savepoint, from_latest)) > 1:
+        fail("--replace, --from-savepoint and --from-latest: choose one", code=2)
+    if (replace or from_savepoint or from_latest) and local:
+        fail("--replace/--from-savepoint/--from-latest work on a cluster, not with --local", code=2)
+    try:
+        restore = _restore_point(settings, statements, replace, from_savepoint, from_latest)
+    except UpbitpipeError as exc:
+        fail(str(exc))
+    options = SubmitOptions(
+        local=local,
+        bounded=bounded,
+        wait=wait,
+        timeout=timeout,
+        restore_from=restore,
+        allow_non_restored_state=allow_non_restored_state,
+    )
     try:
         runtime = _runtime(settings)
         if local:
@@ -115,6 +164,35 @@ def submit_cmd(
             err.print("interrupted: jobs already submitted keep running (`upbitpipe flink jobs`)")
         raise typer.Exit(130) from None
     _print_result(result, settings, local=local)
+
+
+def _restore_point(
+    settings: Settings,
+    statements: list[RenderedStatement],
+    replace: bool,
+    from_savepoint: str | None,
+    from_latest: bool,
+) -> str | None:
+    """Where the new job starts from; with --replace this stops the running pipeline job."""
+    if from_savepoint:
+        return from_savepoint
+    if from_latest:
+        location = latest_restore_point(settings)
+        err.print(f"resuming from {location}")
+        return location
+    if not replace:
+        return None
+    if not any(s.statement.kind in ("statement_set", "insert") for s in statements):
+        fail("--replace only goes with files that start the pipeline job (all, 04-...)", code=2)
+    rest = FlinkRest(str(settings.flink.rest_url))
+    job = alive_pipeline(rest, settings)
+    if job is None:
+        err.print("no pipeline job is running: starting a new one")
+        return None
+    err.print(f"stopping {job.job_id} with a savepoint ...")
+    replaced = stop_for_replace(rest, settings, job)
+    err.print(f"[green]stopped[/] {replaced.job_id}; savepoint at {replaced.savepoint}")
+    return replaced.savepoint
 
 
 def _runtime(settings: Settings) -> FlinkRuntime:
@@ -200,13 +278,18 @@ def jobs_cmd(
             out.print(f"job {stop} stopped; savepoint at {location}")
             return
         jobs = rest.list_jobs()
+        restarts = {j.job_id: _restarts(rest, j) for j in jobs}
     except UpbitpipeError as exc:
         fail(str(exc))
     if as_json:
-        typer.echo(json.dumps([job.__dict__ for job in jobs], indent=2))
+        typer.echo(
+            json.dumps(
+                [{**job.__dict__, "restarts": restarts[job.job_id]} for job in jobs], indent=2
+            )
+        )
         return
     table = Table(title=f"Flink jobs at {settings.flink.rest_url}")
-    for column in ("job id", "name", "state", "started (UTC)", "running for", "tasks"):
+    for column in ("job id", "name", "state", "started (UTC)", "running for", "tasks", "restarts"):
         table.add_column(column)
     for job in jobs:
         started = datetime.fromtimestamp(job.start_time_ms / 1000, UTC).strftime(
@@ -215,9 +298,24 @@ def jobs_cmd(
         table.add_row(
             job.job_id,
             job.name,
-            job.state,
+            job_state_label(job),
             started,
             f"{job.duration_ms / 1000:.0f} s",
             f"{job.tasks_running}/{job.tasks_total}",
+            "" if restarts[job.job_id] is None else str(restarts[job.job_id]),
         )
     out.print(table if jobs else "no jobs")
+
+
+def job_state_label(job: JobInfo) -> str:
+    """Flink's state, and for a RUNNING job whose tasks are not all running, how many are."""
+    if job.state == "RUNNING" and not job.fully_running:
+        return f"RUNNING ({job.tasks_running}/{job.tasks_total} tasks up)"
+    return job.state
+
+
+def _restarts(rest: FlinkRest, job: JobInfo) -> int | None:
+    """Restart count of a live job (None for finished ones: their history is not kept long)."""
+    if job.state in TERMINAL_STATES:
+        return None
+    return rest.restart_count(job.job_id)

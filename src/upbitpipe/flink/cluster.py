@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from upbitpipe.config import FlinkSettings, InfraSettings, Settings
+from upbitpipe.config import FlinkSettings, InfraSettings, S3Settings, Settings
 from upbitpipe.errors import ServiceUnavailableError, UpbitpipeError
 from upbitpipe.flink.jars import FLINK_VERSION
 from upbitpipe.flink.jobs import FlinkRest
 from upbitpipe.flink.runtime import FlinkRuntime
+from upbitpipe.flink.state import s3_filesystem_config, s3_filesystem_env
 from upbitpipe.flink.submit import checkpoint_dir_uri, restart_strategy_config
 from upbitpipe.infra.base import ManagedProcess, ServiceStatus, free_port, port_open
 
@@ -66,7 +67,9 @@ class FlinkCluster:
         *,
         progress: bool = True,
         echo: Callable[[str], None] | None = None,
+        s3: S3Settings | None = None,
     ) -> None:
+        self.s3 = s3  # checkpoints on S3: the filesystem plugin's endpoint and keys
         self.flink = flink
         self.infra = infra
         self.progress = progress
@@ -85,7 +88,7 @@ class FlinkCluster:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FlinkCluster:
-        return cls(settings.flink, settings.infra)
+        return cls(settings.flink, settings.infra, s3=settings.s3 if settings.lake.is_s3 else None)
 
     @property
     def rest_url(self) -> str:
@@ -131,6 +134,8 @@ class FlinkCluster:
             "classloader.check-leaked-classloader": False,
         }
         conf.update(restart_strategy_config(flink.restart_strategy))
+        if self.s3 is not None:
+            conf.update(s3_filesystem_config(self.s3))
         return conf
 
     def _write_conf(self, rpc_port: int) -> None:
@@ -149,6 +154,8 @@ class FlinkCluster:
             script = "jobmanager.sh" if proc.name == "jobmanager" else "taskmanager.sh"
             proc.argv = ["bash", str(bin_dir / script), "start-foreground"]
             env = self.runtime.env()
+            if self.s3 is not None:
+                env.update(s3_filesystem_env(self.s3))  # in memory only, never in config.yaml
             env.update(
                 {
                     "FLINK_CONF_DIR": str(self.conf_dir),

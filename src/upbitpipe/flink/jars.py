@@ -13,6 +13,10 @@ Why these versions (checked against what Maven Central serves here, 2026-11):
   pypaimon 2.1 and the other way round (the file format is shared; the integration tests
   prove both directions).
 * Hadoop classes for Paimon's parquet writer: ``flink-shaded-hadoop-2-uber 2.8.3-10.0``.
+* Checkpoints and savepoints on S3: Flink's ``flink-s3-fs-hadoop`` filesystem *plugin* (its
+  own class loader under ``plugins/s3-fs-hadoop/``, never in ``lib/``). **1.20.1** is the
+  newest 1.20.x served here (1.20.2-1.20.5 are not); a plugin only uses Flink's stable
+  ``FileSystem`` API, so 1.20.1 serves the 1.20.5 runtime.
 """
 
 from __future__ import annotations
@@ -65,6 +69,46 @@ CONNECTOR_JARS: tuple[Artifact, ...] = (
         "492b2a559f2a1dad3808b51d9a26a575dbb1202004c9f85f5059c520e0632127",
     ),
 )
+
+
+S3_FS_PLUGIN = maven_artifact(
+    "org.apache.flink",
+    "flink-s3-fs-hadoop",
+    "1.20.1",
+    "4dabe5d51519984f88d677c477b99c5e18cec924af2e41816da67df527a5c679",
+)
+#: plugin directory name -> the pinned plugin jar in it
+PLUGINS: dict[str, Artifact] = {"s3-fs-hadoop": S3_FS_PLUGIN}
+
+
+def build_plugins_dir(cache_dir: Path, dist_plugins: Path, dest: Path, *, progress: bool) -> Path:
+    """``dest`` = the distribution's plugins (metrics reporters, ...) + :data:`PLUGINS`, as
+    symlinks, one sub-directory per plugin (Flink loads each with its own class loader).
+    Idempotent; returns ``dest`` (every Flink process's ``FLINK_PLUGINS_DIR``)."""
+    wanted: dict[str, Path] = {}
+    if dist_plugins.is_dir():
+        wanted.update({p.name: p for p in dist_plugins.iterdir() if p.is_dir()})
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, artifact in PLUGINS.items():
+        jar = fetch_all((artifact,), cache_dir, progress=progress)[0]
+        own = dest / name
+        own.mkdir(exist_ok=True)
+        link = own / jar.name
+        if not link.exists() or link.resolve() != jar.resolve():
+            link.unlink(missing_ok=True)
+            link.symlink_to(jar.resolve())
+        for stale in own.iterdir():
+            if stale.name != jar.name:
+                stale.unlink()
+    for name, target in wanted.items():
+        link = dest / name
+        if link.is_symlink() and link.resolve() == target.resolve():
+            continue
+        if link.is_symlink():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(target.resolve())
+    return dest
 
 
 def fetch_connector_jars(cache_dir: Path, *, progress: bool = True) -> list[Path]:

@@ -32,6 +32,11 @@ class JobInfo:
     tasks_total: int
     tasks_running: int
 
+    @property
+    def fully_running(self) -> bool:
+        """RUNNING with every task running (a RUNNING job may still be deploying tasks)."""
+        return self.state == "RUNNING" and self.tasks_running == self.tasks_total
+
     @classmethod
     def from_overview(cls, data: dict[str, Any]) -> JobInfo:
         tasks = data.get("tasks", {})
@@ -147,6 +152,20 @@ class FlinkRest:
             time.sleep(0.5)
         msg = f"job {job_id} still {state or 'unknown'} after {timeout:.0f} s"
         raise FlinkJobError(msg)
+
+    def restart_count(self, job_id: str) -> int:
+        """How often the job failed over: the larger of Flink's ``numRestarts`` metric and the
+        length of its exception history (the metric can read 0 after failovers that never got
+        their slots; every failover leaves an exception-history entry, up to
+        ``web.exception-history-size``)."""
+        metric = 0
+        data = self._request("GET", f"/jobs/{job_id}/metrics", params={"get": "numRestarts"})
+        for entry in data if isinstance(data, list) else []:
+            if entry.get("id") == "numRestarts":
+                metric = int(float(entry.get("value", 0)))
+        history = self._request("GET", f"/jobs/{job_id}/exceptions", params={"maxExceptions": 1000})
+        entries = (history.get("exceptionHistory") or {}).get("entries") or []
+        return max(metric, len(entries))
 
     def exceptions(self, job_id: str) -> str:
         """The root exception of a failed job, one line ('' if none)."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from upbitpipe.errors import ServiceUnavailableError
-from upbitpipe.flink.jars import FLINK_VERSION, fetch_connector_jars
+from upbitpipe.flink.jars import FLINK_VERSION, build_plugins_dir, fetch_connector_jars
 from upbitpipe.infra.java import require_java
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,10 @@ class FlinkRuntime:
         return self.root / "lib"
 
     @property
+    def plugins_dir(self) -> Path:
+        return self.root / "plugins"
+
+    @property
     def flink_home(self) -> Path:
         """The ``pyflink`` package directory, which is a Flink distribution (bin/, lib/, opt/)."""
         found = sorted(self.venv.glob("lib/python3*/site-packages/pyflink"))
@@ -114,6 +118,9 @@ class FlinkRuntime:
                 self._create_venv(progress=progress, echo=echo)
             jars = fetch_connector_jars(cache_dir, progress=progress)
             self._build_lib_dir(jars)
+            build_plugins_dir(
+                cache_dir, self.flink_home / "plugins", self.plugins_dir, progress=progress
+            )
         return self
 
     def _create_venv(self, *, progress: bool, echo: Callable[[str], None] | None) -> None:
@@ -188,7 +195,7 @@ class FlinkRuntime:
         env["FLINK_HOME"] = str(self.flink_home)
         env["FLINK_LIB_DIR"] = str(self.lib_dir)
         env["FLINK_OPT_DIR"] = str(self.flink_home / "opt")
-        env["FLINK_PLUGINS_DIR"] = str(self.flink_home / "plugins")
+        env["FLINK_PLUGINS_DIR"] = str(self.plugins_dir)
         java = require_java(11)
         if "JAVA_HOME" not in env:
             env["JAVA_HOME"] = str(Path(java).resolve().parent.parent)

@@ -26,8 +26,10 @@ from urllib.parse import urlsplit
 
 from upbitpipe.config import Settings
 from upbitpipe.errors import ServiceUnavailableError, UpbitpipeError
+from upbitpipe.flink.pipeline import QUERY_NAME, alive_pipeline, pipeline_name, refuse_second
 from upbitpipe.flink.render import RenderedStatement, scrub, secret_strings
 from upbitpipe.flink.runtime import FlinkRuntime
+from upbitpipe.flink.state import dir_uri, state_backend_config
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,10 @@ class SubmitOptions:
     timeout: float | None = None
     max_rows: int = 100
     parallelism: int | None = None
+    #: a savepoint or retained checkpoint (directory or its _metadata) to start from
+    restore_from: str | None = None
+    #: with restore_from: state of operators the new SQL no longer has is dropped, not fatal
+    allow_non_restored_state: bool = False
 
     @property
     def waits(self) -> bool:
@@ -94,32 +100,59 @@ def restart_strategy_config(strategy: str) -> dict[str, str]:
     return {"restart-strategy.type": "none"}
 
 
-def checkpoint_dir_uri(path: str) -> str:
-    """``file://`` URI for a local path; URIs (s3://, hdfs://, file://) pass through."""
-    if "://" in path:
-        return path
-    return Path(path).expanduser().resolve().as_uri()
+#: kept for callers that build the cluster config
+checkpoint_dir_uri = dir_uri
 
 
-def job_config(settings: Settings, options: SubmitOptions) -> dict[str, str]:
-    """Flink configuration for the submitted job(s), from ``settings.flink``."""
+def job_config(
+    settings: Settings,
+    options: SubmitOptions,
+    *,
+    name: str | None = None,
+    cluster_has_s3: bool = True,
+) -> dict[str, str]:
+    """Flink configuration for the submitted job(s), from ``settings.flink``.
+
+    ``cluster_has_s3`` False (the cluster has no S3 filesystem configured): state stays in
+    the cluster's own checkpoint directory instead of failing the job.
+    """
     flink = settings.flink
     conf = {
         "parallelism.default": str(options.parallelism or flink.parallelism),
         "execution.checkpointing.interval": flink.checkpoint_interval,
         "execution.checkpointing.mode": "EXACTLY_ONCE",
-        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         # the session zone is UTC: window_start/window_end are UTC, dt converts explicitly
         "table.local-time-zone": "UTC",
         # a key field that is NULL after all would fail the job; drop the row instead
         "table.exec.sink.not-null-enforcer": "DROP",
-        # partitions without traffic must not hold back the watermark (and the candles)
+        # partitions without traffic must not hold back the watermark
         "table.exec.source.idle-timeout": "10 s",
-        "pipeline.name": "upbitpipe: kafka -> paimon",
+        # the candle job's dedup and aggregate state: a trade later than this after the last
+        # one of its minute no longer fixes that candle (see docs/flink.md)
+        "table.exec.state.ttl": flink.state_ttl,
+        # one candle update per key and second, not one per trade
+        "table.exec.mini-batch.enabled": "true",
+        "table.exec.mini-batch.allow-latency": "1 s",
+        "table.exec.mini-batch.size": "5000",
+        # explicit operator UIDs ("<exec node id>_<transformation>"): the same SQL on another
+        # Flink version maps its savepoint state to the same operators
+        "table.exec.uid.generation": "ALWAYS",
+        "pipeline.name": name or pipeline_name(settings),
         **restart_strategy_config(flink.restart_strategy),
     }
-    if flink.checkpoint_dir:
-        conf["execution.checkpointing.dir"] = checkpoint_dir_uri(flink.checkpoint_dir)
+    if not options.local or flink.checkpoint_dir:
+        state = state_backend_config(settings)
+        if not cluster_has_s3 and state.get("execution.checkpointing.dir", "").startswith("s3"):
+            log.warning(
+                "the Flink cluster has no S3 filesystem (s3.endpoint): checkpoints stay in its own directory"
+            )
+            state.pop("execution.checkpointing.dir")
+            state.pop("execution.checkpointing.savepoint-dir", None)
+        conf.update(state)
+    if options.restore_from:
+        conf["execution.savepoint.path"] = options.restore_from
+        if options.allow_non_restored_state:
+            conf["execution.savepoint.ignore-unclaimed-state"] = "true"
     if not options.local:
         parts = urlsplit(str(flink.rest_url))
         conf["execution.target"] = "remote"
@@ -129,7 +162,11 @@ def job_config(settings: Settings, options: SubmitOptions) -> dict[str, str]:
 
 
 def build_request(
-    statements: Sequence[RenderedStatement], settings: Settings, options: SubmitOptions
+    statements: Sequence[RenderedStatement],
+    settings: Settings,
+    options: SubmitOptions,
+    *,
+    cluster_has_s3: bool = True,
 ) -> dict[str, Any]:
     steps = [
         {
@@ -140,8 +177,10 @@ def build_request(
         }
         for s in statements
     ]
+    writes = any(s.statement.kind in ("statement_set", "insert") for s in statements)
+    name = pipeline_name(settings) if writes else QUERY_NAME
     return {
-        "config": job_config(settings, options),
+        "config": job_config(settings, options, name=name, cluster_has_s3=cluster_has_s3),
         "wait": options.waits,
         "max_rows": options.max_rows,
         "steps": steps,
@@ -159,13 +198,22 @@ def submit(
     if not statements:
         msg = "nothing to submit"
         raise UpbitpipeError(msg)
+    cluster_has_s3 = True
     if not options.local:
         from upbitpipe.flink.jobs import FlinkRest
 
-        FlinkRest(str(settings.flink.rest_url)).overview()  # fail fast, one clear line
+        rest = FlinkRest(str(settings.flink.rest_url))
+        rest.overview()  # fail fast, one clear line
+        if any(s.statement.kind in ("statement_set", "insert") for s in statements):
+            running = alive_pipeline(rest, settings)
+            if running is not None:
+                raise refuse_second(running)
+        cluster_has_s3 = "s3.endpoint" in rest.jobmanager_config()
     secrets = secret_strings(settings)
     by_label = {s.label: s for s in statements}
-    payload = json.dumps(build_request(statements, settings, options))
+    payload = json.dumps(
+        build_request(statements, settings, options, cluster_has_s3=cluster_has_s3)
+    )
     started = time.monotonic()
     result = SubmitResult()
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
