@@ -65,7 +65,47 @@ CsvList = Annotated[list[str], NoDecode]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # allow_inf_nan=False: "inf" and "nan" are refused for every float, with the key named
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False
+    )
+
+
+DAY_SECONDS = 86_400.0  # upper bound of every interval/timeout: finite, and fits an int in ms
+
+
+def _path_not_empty(value: Any) -> Any:
+    """An empty path would silently mean the current directory."""
+    if isinstance(value, str) and not value.strip():
+        msg = "must not be empty (an empty path would mean the current directory)"
+        raise ValueError(msg)
+    return value
+
+
+WAREHOUSE_SCHEMES = ("s3", "s3a", "file")
+
+
+def check_warehouse(value: str) -> str:
+    """A local path, ``file://``, or ``s3://bucket/path`` / ``s3a://``; nothing else."""
+    text = value.strip()
+    if not text:
+        msg = (
+            "must not be empty: a path or s3://bucket/path (empty would mean the current directory)"
+        )
+        raise ValueError(msg)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return text
+    if scheme.lower() not in WAREHOUSE_SCHEMES:
+        msg = f"scheme {scheme}:// is not supported (use a local path, file://, s3:// or s3a://)"
+        raise ValueError(msg)
+    if scheme.lower() in ("s3", "s3a") and not rest.split("/", 1)[0]:
+        msg = f"{text!r} names no bucket (use {scheme}://bucket/path)"
+        raise ValueError(msg)
+    if scheme.lower() == "file" and not rest.strip("/"):
+        msg = f"{text!r} names no directory"
+        raise ValueError(msg)
+    return text
 
 
 class UpbitSettings(Section):
@@ -78,9 +118,9 @@ class UpbitSettings(Section):
     codes_per_connection: int = Field(default=50, ge=1, le=500)
     connect_per_second: float = Field(default=5.0, gt=0)
     rest_per_second: float = Field(default=10.0, gt=0)
-    ping_interval_seconds: float = Field(default=10.0, gt=0)
-    silence_timeout_seconds: float = Field(default=30.0, gt=0)
-    request_timeout_seconds: float = Field(default=10.0, gt=0)
+    ping_interval_seconds: float = Field(default=10.0, gt=0, le=DAY_SECONDS)
+    silence_timeout_seconds: float = Field(default=30.0, gt=0, le=DAY_SECONDS)
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=DAY_SECONDS)
 
     @field_validator("websocket_url")
     @classmethod
@@ -106,14 +146,15 @@ class CollectorSettings(Section):
     instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
     backfill: bool = True
     backfill_max_pages: int = Field(default=20, ge=0)
-    reconnect_initial_delay_seconds: float = Field(default=1.0, gt=0)
-    reconnect_max_delay_seconds: float = Field(default=60.0, gt=0)
+    reconnect_initial_delay_seconds: float = Field(default=1.0, gt=0, le=DAY_SECONDS)
+    reconnect_max_delay_seconds: float = Field(default=60.0, gt=0, le=DAY_SECONDS)
     queue_size: int = Field(default=100_000, ge=1)
     dedup_window: int = Field(default=200_000, ge=1000)
-    shutdown_timeout_seconds: float = Field(default=15.0, gt=0)
-    status_interval_seconds: float = Field(default=2.0, gt=0)
+    shutdown_timeout_seconds: float = Field(default=15.0, gt=0, le=DAY_SECONDS)
+    status_interval_seconds: float = Field(default=2.0, gt=0, le=DAY_SECONDS)
 
     _split = field_validator("markets", "types", "sinks", mode="before")(_split_csv)
+    _paths = field_validator("state_dir", "archive_dir", mode="before")(_path_not_empty)
 
     @field_validator("markets")
     @classmethod
@@ -195,8 +236,10 @@ class LakeSettings(Section):
     database: str = Field(default="upbit", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     timezone: str = "UTC"
     commit_rows: int = Field(default=50_000, ge=1)
-    commit_interval_seconds: float = Field(default=5.0, gt=0)
+    commit_interval_seconds: float = Field(default=5.0, gt=0, le=DAY_SECONDS)
     buckets: int = Field(default=1, ge=1)  # per partition; raise it for Flink on a cluster
+
+    _warehouse = field_validator("warehouse")(check_warehouse)
 
     @field_validator("timezone")
     @classmethod
@@ -245,6 +288,8 @@ class FlinkSettings(Section):
     consumer_group: str = "upbitpipe-flink"
     sql_dir: Path | None = None
 
+    _paths = field_validator("sql_dir", mode="before")(_path_not_empty)
+
 
 class ClickHouseSettings(Section):
     """ClickHouse (native protocol). The local cluster publishes it on 19000: 9000 is S3's."""
@@ -274,12 +319,14 @@ class InfraSettings(Section):
     kafka_brokers: int = Field(default=3, ge=1, le=9)
     s3_nodes: Literal[1, 4] = 1
     bind_host: str = "127.0.0.1"
-    start_timeout_seconds: float = Field(default=120.0, gt=0)
+    start_timeout_seconds: float = Field(default=120.0, gt=0, le=DAY_SECONDS)
+
+    _paths = field_validator("state_dir", "cache_dir", mode="before")(_path_not_empty)
 
 
 class MetricsSettings(Section):
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=9464, ge=0, le=65535)
 
 
@@ -345,9 +392,39 @@ def find_config_file(explicit: Path | None, env: Mapping[str, str]) -> Path | No
     return None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (YAML itself lets the
+    last one win silently, so a forgotten duplicate would override the setting above it)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            msg = f"key {key!r} is given twice"
+            raise yaml.constructor.ConstructorError(None, None, msg, key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _unique_mapping,  # type: ignore[arg-type]
+)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"{path}: not UTF-8 text (byte {exc.start}); save the config file as UTF-8"
+        raise ConfigError(msg) from None
+    except OSError as exc:
+        msg = f"{path}: cannot read the config file ({exc.strerror or exc})"
+        raise ConfigError(msg) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -381,6 +458,15 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
     )
     if unknown:
         msg = f"{unknown[0]}: unknown environment setting (sections: {', '.join(SECTIONS)})"
+        raise ConfigError(msg)
+    whole = sorted(
+        k
+        for k in env
+        if k.upper().startswith(ENV_PREFIX) and k.upper()[len(ENV_PREFIX) :].lower() in SECTIONS
+    )
+    if whole:  # UPBITPIPE_COLLECTOR='{"markets": ...}' would be ignored silently
+        example = f"{whole[0].upper()}__<KEY>"
+        msg = f"{whole[0]}: set one key per variable, e.g. {example}"
         raise ConfigError(msg)
     return layer
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from upbitpipe.collector.runtime import CollectorResult, run_collector
+from upbitpipe.collector.status import STATUS_FILE, CollectorStatus, read_status
 from upbitpipe.config import Settings
+from upbitpipe.errors import StateFileError
 from upbitpipe.lake.candles_job import rebuild_candles
 from upbitpipe.lake.read import read_table
 from upbitpipe.replay.options import ReplayOptions
@@ -78,7 +80,7 @@ async def run_demo(
     duration: float,
     rate: float,
     seed: int,
-    on_tick: Callable[[dict[str, Any]], None] | None = None,
+    on_tick: Callable[[CollectorStatus], None] | None = None,
 ) -> DemoReport:
     options = ReplayOptions(
         markets=list(markets),
@@ -125,12 +127,13 @@ async def run_demo(
     )
 
 
-async def _tick(settings: Settings, on_tick: Callable[[dict[str, Any]], None]) -> None:
-    from upbitpipe.collector.status import STATUS_FILE, read_status
-
+async def _tick(settings: Settings, on_tick: Callable[[CollectorStatus], None]) -> None:
     path = settings.collector.state_dir / STATUS_FILE
     while True:
         await asyncio.sleep(1.0)
-        snap = await asyncio.to_thread(read_status, path)
+        try:
+            snap = await asyncio.to_thread(read_status, path)
+        except StateFileError:
+            continue
         if snap:
             on_tick(snap)

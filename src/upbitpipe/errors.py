@@ -25,3 +25,7 @@ class UnknownMarketError(UpbitpipeError):
 
 class ArtifactError(UpbitpipeError):
     """A pinned artifact could not be fetched or failed its checksum."""
+
+
+class StateFileError(UpbitpipeError):
+    """A file or directory under the collector's state dir has the wrong type or shape."""

@@ -78,9 +78,9 @@ async def test_every_trade_once_in_kafka_lake_on_s3_and_archive(
         expected = expected_trade_ids(server, lake, MARKETS)
 
     snap = result.snapshot
-    assert sum(c["disconnects"] for c in snap["connections"]) >= 1
-    assert sum(snap["backfilled"].values()) > 0
-    assert snap["sinks"]["kafka"]["delivery_errors"] == 0
+    assert snap.disconnects >= 1
+    assert snap.backfilled_total > 0
+    assert snap.sinks["kafka"]["delivery_errors"] == 0
     assert lake and max(lake.values()) == 1
     assert not expected - set(lake), "trades missing from the lake"
     assert set(kafka) == set(lake), "Kafka and the lake disagree"
@@ -115,7 +115,7 @@ async def test_kafka_outage_mid_run_loses_nothing(
         kafka = await kafka_trade_ids(settings)
         lake = await asyncio.to_thread(lake_trade_ids, settings)
 
-    sink = result.snapshot["sinks"]["kafka"]
+    sink = result.snapshot.sinks["kafka"]
     assert sink["spooled_total"] > 0, f"the outage was not noticed: {sink}"
     assert sink["spool_records"] == 0, f"spool not drained: {sink}"
     assert sink["resent_from_spool"] >= sink["spooled_total"]

@@ -11,7 +11,6 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from collect_support import (
 )
 
 from upbitpipe.collector.runtime import run_collector
-from upbitpipe.collector.status import read_status
+from upbitpipe.collector.status import CollectorStatus, read_status
 from upbitpipe.errors import ServiceUnavailableError, UnknownMarketError
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
@@ -52,11 +51,11 @@ async def test_disconnects_lose_no_trade_and_store_each_once(tmp_path: Path) -> 
         result = await run_collector(settings, duration=10, handle_signals=False)
 
     snap = result.snapshot
-    assert snap["stopped"] is True
-    assert sum(c["disconnects"] for c in snap["connections"]) >= 2, snap["connections"]
-    assert sum(snap["backfilled"].values()) > 0, "outages must be backfilled from REST"
-    assert snap["dead_letters"].get("malformed", 0) >= 1
-    assert snap["duplicates"] > 0
+    assert snap.stopped is True
+    assert snap.disconnects >= 2, snap.connections
+    assert snap.backfilled_total > 0, "outages must be backfilled from REST"
+    assert snap.dead_letters.get("malformed", 0) >= 1
+    assert snap.duplicates > 0
 
     lake = lake_trade_ids(settings)
     assert lake, "no trades in the lake"
@@ -68,7 +67,7 @@ async def test_disconnects_lose_no_trade_and_store_each_once(tmp_path: Path) -> 
     archive = archive_trade_ids(settings.collector.effective_archive_dir)
     assert set(archive) == set(lake)
     assert max(archive.values()) == 1, "a trade is archived twice"
-    assert snap["events"]["trade"] == len(lake)
+    assert snap.events["trade"] == len(lake)
 
     dead = list((settings.collector.state_dir / "deadletter").glob("*.jsonl"))
     lines = [json.loads(line) for f in dead for line in f.read_text().splitlines()]
@@ -107,7 +106,7 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             status = read_status(status_path)
-            if status and status["events"].get("trade", 0) >= 50:
+            if status and status.events.get("trade", 0) >= 50:
                 break
             time.sleep(0.3)
         else:
@@ -119,10 +118,10 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path) -> None:
     finally:
         server.stop_thread()
     final = read_status(status_path)
-    assert final is not None and final["stopped"] is True
+    assert final is not None and final.stopped is True
     settings = collector_settings(tmp_path, server)
     lake: Counter[tuple[str, int]] = lake_trade_ids(settings)
-    assert len(lake) == final["events"]["trade"], "SIGTERM must flush every collected trade"
+    assert len(lake) == final.events["trade"], "SIGTERM must flush every collected trade"
 
 
 async def test_silent_socket_is_restarted_by_the_watchdog(tmp_path: Path) -> None:
@@ -140,9 +139,9 @@ async def test_silent_socket_is_restarted_by_the_watchdog(tmp_path: Path) -> Non
             },
         )
         result = await run_collector(settings, duration=8, handle_signals=False)
-    conn = result.snapshot["connections"][0]
-    assert conn["disconnects"] >= 1
-    assert "watchdog" in conn["last_error"]
+    conn = result.snapshot.connections[0]
+    assert conn.disconnects >= 1
+    assert "watchdog" in conn.last_error
     lake = lake_trade_ids(settings)
     assert not expected_trade_ids(server, lake, MARKETS[:1]) - set(lake)
 
@@ -162,19 +161,19 @@ async def test_prometheus_endpoint_serves_the_counters(tmp_path: Path) -> None:
         stop = asyncio.Event()
         run = asyncio.create_task(run_collector(settings, stop=stop, handle_signals=False))
         status_path = settings.collector.state_dir / "status.json"
-        status: dict[str, Any] | None = None
+        status: CollectorStatus | None = None
         for _ in range(100):
             await asyncio.sleep(0.2)
             status = read_status(status_path)
-            if status and status["events"].get("trade", 0) > 5:
+            if status and status.events.get("trade", 0) > 5:
                 break
-        assert status is not None and status["metrics_url"], status
+        assert status is not None and status.metrics_url, status
         async with httpx.AsyncClient() as client:
-            body = (await client.get(status["metrics_url"])).text
+            body = (await client.get(status.metrics_url)).text
         stop.set()
         result = await run
     assert result.metrics_port is not None
-    assert str(result.metrics_port) in status["metrics_url"]
+    assert str(result.metrics_port) in status.metrics_url
     assert 'upbitpipe_events_total{type="trade"}' in body
     assert 'upbitpipe_connection_up{shard="0"} 1.0' in body
 
@@ -187,7 +186,7 @@ async def test_a_restart_backfills_the_downtime(tmp_path: Path) -> None:
         await run_collector(settings, duration=4, handle_signals=False)
         await asyncio.sleep(3)  # the exchange keeps trading while the collector is down
         second = await run_collector(settings, duration=5, handle_signals=False)
-    assert sum(second.snapshot["backfilled"].values()) > 0, "the downtime was not backfilled"
+    assert second.snapshot.backfilled_total > 0, "the downtime was not backfilled"
     lake = lake_trade_ids(settings)
     assert max(lake.values()) == 1
     missing = expected_trade_ids(server, lake, MARKETS[:2]) - set(lake)
@@ -216,7 +215,7 @@ async def test_after_a_crash_the_restart_fills_the_gap(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             status = read_status(status_path)
-            if status and status["sinks"]["lake"]["commits"] >= 3:
+            if status and status.sinks["lake"]["commits"] >= 3:
                 break
             await asyncio.sleep(0.3)
         proc.kill()  # no flush, no clean resume point
@@ -226,7 +225,7 @@ async def test_after_a_crash_the_restart_fills_the_gap(tmp_path: Path) -> None:
         second = await run_collector(settings, duration=5, handle_signals=False)
     finally:
         server.stop_thread()
-    assert sum(second.snapshot["backfilled"].values()) > 0
+    assert second.snapshot.backfilled_total > 0
     lake = lake_trade_ids(settings)
     assert max(lake.values()) == 1
     missing = expected_trade_ids(server, lake, MARKETS[:2]) - set(lake)

@@ -39,7 +39,7 @@ async def test_stats_reports_every_part(
         )
         await ensure_topics(settings.kafka.bootstrap_servers, topic_specs(settings.kafka, 3))
         result = await run_collector(settings, duration=4, handle_signals=False)
-    trades = result.snapshot["events"]["trade"]
+    trades = result.snapshot.events["trade"]
 
     for key, value in {
         "COLLECTOR__STATE_DIR": str(settings.collector.state_dir),

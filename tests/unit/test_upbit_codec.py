@@ -68,7 +68,7 @@ def test_raw_bytes_are_kept_and_text_frames_accepted() -> None:
 
 
 def test_book_totals_derived_when_absent() -> None:
-    frame = b'{"ty":"orderbook","cd":"KRW-ETH","tms":1,"obu":[{"ap":2.0,"bp":1.0,"as":3.0,"bs":4.0},{"ap":3.0,"bp":0.5,"as":1.0,"bs":1.0}]}'
+    frame = b'{"ty":"orderbook","cd":"KRW-ETH","tms":1676965262177,"obu":[{"ap":2.0,"bp":1.0,"as":3.0,"bs":4.0},{"ap":3.0,"bp":0.5,"as":1.0,"bs":1.0}]}'
     event = parse_frame(frame)
     assert isinstance(event, MarketEvent)
     assert event.data["total_ask_size"] == 4.0
@@ -90,14 +90,20 @@ def test_status_and_error_frames() -> None:
         (b'{"ty":"trade","cd":', "not JSON"),
         (b"\x00\xff garbage", "not JSON"),
         (b"[1,2]", "expected a JSON object"),
-        (b'{"ty":"candle.1s","cd":"KRW-BTC","tms":1}', "unknown type"),
-        (b'{"type":"myOrder","code":"KRW-BTC","timestamp":1}', "unknown type"),
-        (b'{"ty":"ticker","tms":1}', "missing field 'code'"),
-        (b'{"type":"ticker","timestamp":1}', "missing field 'code'"),
+        (b'{"ty":"candle.1s","cd":"KRW-BTC","tms":1676965262177}', "unknown type"),
+        (b'{"type":"myOrder","code":"KRW-BTC","timestamp":1676965262177}', "unknown type"),
+        (b'{"ty":"ticker","tms":1676965262177}', "missing field 'code'"),
+        (b'{"type":"ticker","timestamp":1676965262177}', "missing field 'code'"),
         (b'{"ty":"ticker","cd":"KRW-BTC"}', "missing field 'timestamp'"),
-        (b'{"ty":"trade","cd":"KRW-BTC","tms":1,"tp":1.0,"tv":1.0,"ttms":1}', "sequential_id"),
-        (b'{"ty":"orderbook","cd":"KRW-BTC","tms":1}', "orderbook_units"),
-        (b'{"ty":"orderbook","cd":"KRW-BTC","tms":1,"obu":[{"ap":1}]}', "bad orderbook unit"),
+        (
+            b'{"ty":"trade","cd":"KRW-BTC","tms":1676965262177,"tp":1.0,"tv":1.0,"ttms":1676965262177}',
+            "sequential_id",
+        ),
+        (b'{"ty":"orderbook","cd":"KRW-BTC","tms":1676965262177}', "orderbook_units"),
+        (
+            b'{"ty":"orderbook","cd":"KRW-BTC","tms":1676965262177,"obu":[{"ap":1}]}',
+            "bad orderbook unit",
+        ),
         (b'{"hello":"world"}', "no 'type'"),
     ],
 )

@@ -74,10 +74,15 @@ def collect(
             "interrupted during shutdown; spooled data is kept and re-sent on next start", code=130
         )
     snap = result.snapshot
-    events = ", ".join(f"{k}={v}" for k, v in sorted(snap["events"].items())) or "none"
-    dead = sum(snap["dead_letters"].values())
+    events = ", ".join(f"{k}={v}" for k, v in sorted(snap.events.items())) or "none"
+    unwritten = (
+        f" ({snap.dead_letter_write_failures} could not be written)"
+        if snap.dead_letter_write_failures
+        else ""
+    )
     Console(stderr=True).print(
-        f"collected {events}; duplicates dropped={snap['duplicates']}; "
-        f"backfilled={sum(snap['backfilled'].values())}; dead letters={dead}; status: {result.status_file}",
+        f"collected {events}; duplicates dropped={snap.duplicates}; "
+        f"backfilled={snap.backfilled_total}; dead letters={snap.dead_letters_total}{unwritten}; "
+        f"status: {result.status_file}",
         highlight=False,
     )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from upbitpipe.cli.context import cli_context, fail
+from upbitpipe.collector.status import CollectorStatus
 from upbitpipe.demo import run_demo
 from upbitpipe.errors import UpbitpipeError
 from upbitpipe.stats.report import gather, render
@@ -51,11 +52,11 @@ def demo(
         f"-> lake {settings.lake.warehouse}"
     )
 
-    def tick(snap: dict[str, Any]) -> None:
-        events = ", ".join(f"{k} {v}" for k, v in sorted(snap["events"].items()))
-        conns = sum(c["disconnects"] for c in snap["connections"])
+    def tick(snap: CollectorStatus) -> None:
+        events = ", ".join(f"{k} {v}" for k, v in sorted(snap.events.items()))
         console.print(
-            f"  collected {events}; disconnects {conns}; backfilled {sum(snap['backfilled'].values())}"
+            f"  collected {events}; disconnects {snap.disconnects}; "
+            f"backfilled {snap.backfilled_total}"
         )
 
     try:

@@ -27,7 +27,8 @@ from upbitpipe.upbit.codec import subscribe_request
 
 log = logging.getLogger(__name__)
 
-FrameHandler = Callable[[bytes, int], Awaitable[None]]
+# returns True when the frame was market data: only those feed the silence watchdog
+FrameHandler = Callable[[bytes, int], Awaitable[bool]]
 ReconnectHandler = Callable[["ConnectionState", float], Awaitable[None]]
 
 
@@ -149,16 +150,19 @@ class UpbitConnection:
                         return
                     if self._watchdog_fired:
                         msg = (
-                            f"no frame for {self.settings.silence_timeout_seconds:.0f}s (watchdog)"
+                            f"no market data for {self.settings.silence_timeout_seconds:.0f}s "
+                            "(watchdog)"
                         )
                         raise TimeoutError(msg) from None
                     raise
                 raw = frame.encode() if isinstance(frame, str) else frame
                 received_ms = int(time.time() * 1000)
-                self._last_frame_mono = time.monotonic()
                 self.state.frames += 1
                 self.state.last_frame_at = received_ms / 1000
-                await self.on_frame(raw, received_ms)
+                if await self.on_frame(raw, received_ms):
+                    # market data only: the {"status":"UP"} answer to our own PING, error
+                    # frames and garbage do not prove the subscription is alive
+                    self._last_frame_mono = time.monotonic()
                 if not got_data:
                     got_data = True
                     self.backoff.reset()
@@ -171,9 +175,11 @@ class UpbitConnection:
 
     async def _keepalive(self, ws: ClientConnection) -> None:
         """Text PING every ``ping_interval`` (Upbit closes sockets idle for 120 s; it answers
-        {"status":"UP"}), and the silence watchdog: a socket with no frame for
-        ``silence_timeout`` is aborted so the run loop reconnects. One timer task per
-        connection instead of a timeout around every ``recv``: the hot path stays cheap."""
+        {"status":"UP"}), and the silence watchdog: a socket with no market data for
+        ``silence_timeout`` is aborted so the run loop reconnects - a zombie that answers
+        PING but sends no data is recycled too (and the reconnect backfills the gap). One
+        timer task per connection instead of a timeout around every ``recv``: the hot path
+        stays cheap."""
         ping_every = self.settings.ping_interval_seconds
         silence = self.settings.silence_timeout_seconds
         tick = min(1.0, ping_every, silence / 4)
@@ -185,7 +191,9 @@ class UpbitConnection:
                 if now - self._last_frame_mono > silence:
                     self._watchdog_fired = True
                     log.warning(
-                        "shard %d: silent for %.0fs, reconnecting", self.state.shard, silence
+                        "shard %d: no market data for %.0fs, reconnecting",
+                        self.state.shard,
+                        silence,
                     )
                     ws.transport.abort()
                     return

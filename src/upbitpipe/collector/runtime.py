@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from upbitpipe.collector.markets import resolve_markets, shard
 from upbitpipe.collector.service import CollectorPlan, CollectorService
-from upbitpipe.collector.status import STATUS_FILE, serve_metrics, write_status
+from upbitpipe.collector.statefiles import prepare_state_dir, read_resume_file, state_dir_lock
+from upbitpipe.collector.status import STATUS_FILE, CollectorStatus, serve_metrics, write_status
 from upbitpipe.config import Settings
-from upbitpipe.errors import ConfigError
 from upbitpipe.sinks.base import Sink
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.upbit.rest import UpbitRestClient
@@ -31,19 +27,13 @@ RESUME_MAX_AGE_MS = 7 * 24 * 3600 * 1000  # Upbit's REST serves trades of the la
 
 def load_resume(path: Path, *, max_age_ms: int, now_ms: int | None = None) -> dict[str, int]:
     """Last trade time per market from an earlier run; entries older than REST can reach
-    are dropped (that gap cannot be filled and is logged instead)."""
+    are dropped (that gap cannot be filled and is logged instead). A file of the wrong shape
+    is moved aside (:func:`read_resume_file`)."""
     import time
 
-    import orjson
-
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return {}
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    fresh = {
-        str(m): int(ts) for m, ts in data.items() if isinstance(ts, int) and now - ts <= max_age_ms
-    }
+    data = read_resume_file(path, now_ms=now)
+    fresh = {m: ts for m, ts in data.items() if now - ts <= max_age_ms}
     if len(fresh) < len(data):
         log.warning(
             "resume: %d markets stopped more than 7 days ago; that gap cannot be backfilled",
@@ -62,30 +52,9 @@ def save_resume(path: Path, last_trade_ms: dict[str, int]) -> None:
 
 @dataclass
 class CollectorResult:
-    snapshot: dict[str, Any]
+    snapshot: CollectorStatus
     status_file: Path
     metrics_port: int | None
-
-
-@contextlib.contextmanager
-def state_dir_lock(state_dir: Path) -> Iterator[None]:
-    """One collector per state dir: the spool and dead letters are not shared."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    lock_path = state_dir / "collector.lock"
-    with lock_path.open("w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            msg = (
-                f"another collector is running with state dir {state_dir} (set collector.state_dir)"
-            )
-            raise ConfigError(msg) from None
-        fh.write(str(os.getpid()))
-        fh.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def build_sinks(settings: Settings, dead_letters: DeadLetterBox) -> list[Sink]:
@@ -128,6 +97,7 @@ async def run_collector(
     cfg = settings.collector
     stop = stop or asyncio.Event()
     status_path = cfg.state_dir / STATUS_FILE
+    prepare_state_dir(cfg.state_dir, (STATUS_FILE, RESUME_FILE))
     with state_dir_lock(cfg.state_dir):
         dead_letters = DeadLetterBox(cfg.state_dir / "deadletter")
         async with UpbitRestClient(
@@ -166,16 +136,8 @@ async def run_collector(
                 metrics_port, shutdown_metrics = serve_metrics(
                     service.snapshot, settings.metrics.host, settings.metrics.port
                 )
-                log.info(
-                    "prometheus metrics on http://%s:%d/metrics",
-                    settings.metrics.host,
-                    metrics_port,
-                )
-            extra: dict[str, Any] = {
-                "metrics_url": f"http://{settings.metrics.host}:{metrics_port}/metrics"
-                if metrics_port is not None
-                else None
-            }
+                service.metrics_url = f"http://{settings.metrics.host}:{metrics_port}/metrics"
+                log.info("prometheus metrics on %s", service.metrics_url)
             loop = asyncio.get_running_loop()
             if handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -187,7 +149,6 @@ async def run_collector(
                     status_path,
                     cfg.status_interval_seconds,
                     stop,
-                    extra,
                     resume_path,
                     resume,
                     crash_slack_ms,
@@ -203,11 +164,14 @@ async def run_collector(
                 if handle_signals:
                     for sig in (signal.SIGINT, signal.SIGTERM):
                         loop.remove_signal_handler(sig)
-                final = {**service.snapshot(), **extra, "stopped": True}
-                await asyncio.to_thread(
-                    save_resume, resume_path, {**resume, **service.last_trade_ms}
-                )
-                await asyncio.to_thread(write_status, status_path, final)
+                final = service.snapshot(stopped=True)
+                try:
+                    await asyncio.to_thread(
+                        save_resume, resume_path, {**resume, **service.last_trade_ms}
+                    )
+                    await asyncio.to_thread(write_status, status_path, final)
+                except OSError as exc:  # disk full, turned read-only: say so, no traceback
+                    log.error("cannot write the final state in %s: %s", cfg.state_dir, exc)
                 if shutdown_metrics is not None:
                     await asyncio.to_thread(shutdown_metrics)
     return CollectorResult(snapshot=final, status_file=status_path, metrics_port=metrics_port)
@@ -223,7 +187,6 @@ async def _status_loop(
     path: Path,
     interval: float,
     stop: asyncio.Event,
-    extra: dict[str, Any],
     resume_path: Path,
     resume: dict[str, int],
     crash_slack_ms: int,
@@ -233,7 +196,7 @@ async def _status_loop(
     while not stop.is_set():
         behind = {m: ts - crash_slack_ms for m, ts in service.last_trade_ms.items()}
         try:
-            await asyncio.to_thread(write_status, path, {**service.snapshot(), **extra})
+            await asyncio.to_thread(write_status, path, service.snapshot())
             await asyncio.to_thread(save_resume, resume_path, {**resume, **behind})
         except OSError as exc:
             log.warning("cannot write status file %s: %s", path, exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -25,17 +26,12 @@ from upbitpipe.collector.connection import ConnectionState, UpbitConnection
 from upbitpipe.collector.dedup import Deduplicator, event_key
 from upbitpipe.collector.ratelimit import RateLimiter
 from upbitpipe.collector.sink_runner import SinkRunner
-from upbitpipe.collector.status import CollectorCounters
+from upbitpipe.collector.status import CollectorCounters, CollectorStatus, ConnectionStatus
 from upbitpipe.config import Settings
 from upbitpipe.sinks.base import SOURCE_BACKFILL, SOURCE_WEBSOCKET, Sink, SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
-from upbitpipe.upbit.codec import (
-    ErrorFrame,
-    MalformedFrameError,
-    MarketEvent,
-    StatusFrame,
-    parse_frame,
-)
+from upbitpipe.upbit.codec import ErrorFrame, MalformedFrameError, MarketEvent, StatusFrame
+from upbitpipe.upbit.gate import KIND_MALFORMED, FrameGate, RejectedEventError
 from upbitpipe.upbit.rest import UpbitRestClient
 
 log = logging.getLogger(__name__)
@@ -73,6 +69,8 @@ class CollectorService:
         self.counters = CollectorCounters()
         self.instance_id = settings.collector.effective_instance_id
         self.dedup = Deduplicator(settings.collector.dedup_window)
+        self.gate = FrameGate(plan.markets)
+        self.metrics_url: str | None = None  # shown in the status once metrics are served
         self._rng = rng or random.Random()
         lake_interval = settings.lake.commit_interval_seconds
         self.runners = [
@@ -112,21 +110,25 @@ class CollectorService:
 
     # -- frames ----------------------------------------------------------------------
 
-    async def on_frame(self, raw: bytes, received_ms: int) -> None:
+    async def on_frame(self, raw: bytes, received_ms: int) -> bool:
+        """Handle one frame; True if it was market data (the silence watchdog counts those)."""
         self.counters.frames += 1
         try:
-            parsed = parse_frame(raw)
+            parsed = self.gate.parse(raw)
         except MalformedFrameError as exc:
-            await self.dead_letters.put("malformed", exc.reason, raw)
-            return
+            kind = exc.kind if isinstance(exc, RejectedEventError) else KIND_MALFORMED
+            await self.dead_letters.put(kind, exc.reason, raw)
+            return False
         if isinstance(parsed, MarketEvent):
             await self._emit(
                 parsed.type, parsed.market, parsed.data, parsed.raw, received_ms, SOURCE_WEBSOCKET
             )
-        elif isinstance(parsed, StatusFrame):
+            return True
+        if isinstance(parsed, StatusFrame):
             self.counters.status_frames += 1
         elif isinstance(parsed, ErrorFrame):
             await self.dead_letters.put("exchange_error", f"{parsed.name}: {parsed.message}", raw)
+        return False
 
     async def _emit(
         self,
@@ -136,10 +138,11 @@ class CollectorService:
         raw: bytes,
         received_ms: int,
         source: str,
-    ) -> None:
+    ) -> bool:
+        """Hand one event to every sink; False if it was a duplicate (and dropped)."""
         if not self.dedup.first_time(event_key(event_type, market, data)):
             self.counters.duplicates += 1
-            return
+            return False
         if event_type == "trade":
             ts = data.get("trade_timestamp")
             if isinstance(ts, int):
@@ -158,6 +161,7 @@ class CollectorService:
         self.counters.last_event_ms = received_ms
         for runner in self.runners:
             await runner.put(event)
+        return True
 
     # -- backfill --------------------------------------------------------------------
 
@@ -195,10 +199,15 @@ class CollectorService:
             )
             async for page in pages:
                 for trade in page:
-                    if trade.get("trade_timestamp", 0) < since_ms:
+                    problem = self.gate.trade_problem(market, trade)
+                    if problem is not None:
+                        await self.dead_letters.put(*problem, rebuild_frame(trade))
                         continue
-                    before = self.counters.events["trade"]
-                    await self._emit(
+                    if trade["trade_timestamp"] < since_ms:
+                        continue
+                    # count only what this backfill emitted: other backfills and the stream
+                    # emit concurrently, so a difference of the global counter overstates it
+                    recovered += await self._emit(
                         "trade",
                         market,
                         trade,
@@ -206,7 +215,6 @@ class CollectorService:
                         int(time.time() * 1000),
                         SOURCE_BACKFILL,
                     )
-                    recovered += self.counters.events["trade"] - before
         except Exception as exc:  # a failed backfill must not kill the collector
             log.error("backfill %s failed: %s", market, exc)
             await self.dead_letters.put("backfill_failed", f"{market} since {since_ms}: {exc}", b"")
@@ -252,37 +260,38 @@ class CollectorService:
         """Newest trade time seen per market (saved as ``resume.json`` at shutdown)."""
         return dict(self._last_trade_ms)
 
-    def snapshot(self) -> dict[str, Any]:
-        """Everything `stats` and Prometheus show, as plain JSON-able values."""
+    def snapshot(self, *, stopped: bool = False) -> CollectorStatus:
+        """Everything `stats` and Prometheus show (the ``status.json`` contract)."""
         c = self.counters
-        return {
-            "instance_id": self.instance_id,
-            "pid": __import__("os").getpid(),
-            "updated_at": time.time(),
-            "started_at": c.started_at,
-            "markets": self.plan.markets,
-            "types": self.plan.types,
-            "frames": c.frames,
-            "events": dict(c.events),
-            "duplicates": c.duplicates,
-            "status_frames": c.status_frames,
-            "backfilled": dict(c.backfilled),
-            "last_event_ms": c.last_event_ms,
-            "dead_letters": dict(self.dead_letters.counts),
-            "connections": [
-                {
-                    "shard": conn.state.shard,
-                    "markets": len(conn.state.markets),
-                    "connected": conn.state.connected,
-                    "connects": conn.state.connects,
-                    "disconnects": conn.state.disconnects,
-                    "frames": conn.state.frames,
-                    "last_frame_at": conn.state.last_frame_at,
-                    "last_error": conn.state.last_error,
-                }
+        return CollectorStatus(
+            instance_id=self.instance_id,
+            pid=os.getpid(),
+            updated_at=time.time(),
+            started_at=c.started_at,
+            markets=self.plan.markets,
+            types=self.plan.types,
+            frames=c.frames,
+            events=dict(c.events),
+            duplicates=c.duplicates,
+            status_frames=c.status_frames,
+            backfilled=dict(c.backfilled),
+            last_event_ms=c.last_event_ms,
+            dead_letters=dict(self.dead_letters.counts),
+            dead_letter_write_failures=self.dead_letters.write_failures,
+            connections=[
+                ConnectionStatus(
+                    shard=conn.state.shard,
+                    markets=len(conn.state.markets),
+                    connected=conn.state.connected,
+                    connects=conn.state.connects,
+                    disconnects=conn.state.disconnects,
+                    frames=conn.state.frames,
+                    last_frame_at=conn.state.last_frame_at,
+                    last_error=conn.state.last_error,
+                )
                 for conn in self.connections
             ],
-            "sinks": {
+            sinks={
                 r.sink.name: {
                     **r.sink.stats(),
                     "queued": r.queue.qsize(),
@@ -291,7 +300,9 @@ class CollectorService:
                 }
                 for r in self.runners
             },
-        }
+            metrics_url=self.metrics_url,
+            stopped=stopped,
+        )
 
 
 def rebuild_frame(trade: dict[str, Any]) -> bytes:

@@ -4,6 +4,10 @@ One JSON object per line in ``<state_dir>/deadletter/deadletter-YYYY-MM-DD.jsonl
 ``{"ts": ms, "kind": "malformed|exchange_error|...", "reason": str, "raw_b64": str,
 "raw_text": str | null}``. Writes are rare, so each is appended synchronously in a worker
 thread; a count per kind is kept for the status file and metrics.
+
+A dead letter that cannot be written (disk full, the path is a directory, read-only) is
+counted in ``write_failures`` and logged, never raised: a bad frame must not take the
+WebSocket down with it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class DeadLetterBox:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.counts: Counter[str] = Counter()
+        self.write_failures = 0
+        self.last_write_error = ""
         self._lock = asyncio.Lock()
 
     @property
@@ -50,8 +56,19 @@ class DeadLetterBox:
             }
         )
         self.counts[kind] += 1
-        async with self._lock:
-            await asyncio.to_thread(self._append, self.path_for(ts), line)
+        path = self.path_for(ts)
+        try:
+            async with self._lock:
+                await asyncio.to_thread(self._append, path, line)
+        except OSError as exc:
+            self.write_failures += 1
+            self.last_write_error = f"{path}: {exc.strerror or exc}"
+            if self.write_failures == 1 or self.write_failures % 100 == 0:
+                log.error(
+                    "cannot write dead letters (%d lost so far): %s",
+                    self.write_failures,
+                    self.last_write_error,
+                )
         log.warning("dead-lettered %s frame: %s", kind, reason, extra={"dead_letters": self.total})
 
     @staticmethod

@@ -16,6 +16,7 @@ from typing import Any
 
 from upbitpipe.collector.status import STATUS_FILE, read_status
 from upbitpipe.config import Settings, reveal
+from upbitpipe.errors import StateFileError
 
 TIMEOUT = 2.0
 
@@ -33,41 +34,43 @@ StatsSource = Callable[[Settings], Section]
 
 def collector_section(settings: Settings) -> Section:
     path = settings.collector.state_dir / STATUS_FILE
-    snap = read_status(path)
+    try:
+        snap = read_status(path)
+    except StateFileError as exc:
+        return Section("collector", "down", str(exc))
     if snap is None:
         return Section(
             "collector", "skipped", f"no status file at {path} (collector never ran here)"
         )
-    age = time.time() - float(snap.get("updated_at", 0))
-    running = not snap.get("stopped") and age < max(
-        10.0, 5 * settings.collector.status_interval_seconds
-    )
-    elapsed = max(1e-9, float(snap.get("updated_at", 0)) - float(snap.get("started_at", 0)))
+    age = time.time() - snap.updated_at
+    running = not snap.stopped and age < max(10.0, 5 * settings.collector.status_interval_seconds)
+    elapsed = max(1e-9, snap.updated_at - snap.started_at)
     rows = [
         {"what": f"events {t}", "value": n, "rate_per_s": round(n / elapsed, 1)}
-        for t, n in sorted(snap.get("events", {}).items())
+        for t, n in sorted(snap.events.items())
     ]
-    rows.append({"what": "duplicates dropped", "value": snap.get("duplicates", 0)})
-    rows.append({"what": "backfilled trades", "value": sum(snap.get("backfilled", {}).values())})
-    rows.append({"what": "dead letters", "value": sum(snap.get("dead_letters", {}).values())})
-    for conn in snap.get("connections", []):
-        state = "up" if conn.get("connected") else "down"
+    rows.append({"what": "duplicates dropped", "value": snap.duplicates})
+    rows.append({"what": "backfilled trades", "value": snap.backfilled_total})
+    rows.append({"what": "dead letters", "value": snap.dead_letters_total})
+    if snap.dead_letter_write_failures:
+        rows.append({"what": "dead letters not written", "value": snap.dead_letter_write_failures})
+    for conn in snap.connections:
         rows.append(
             {
-                "what": f"connection {conn['shard']} ({conn['markets']} markets)",
-                "value": state,
-                "detail": f"disconnects={conn['disconnects']} {conn.get('last_error', '')}".strip(),
+                "what": f"connection {conn.shard} ({conn.markets} markets)",
+                "value": "up" if conn.connected else "down",
+                "detail": f"disconnects={conn.disconnects} {conn.last_error}".strip(),
             }
         )
-    for sink, counters in snap.get("sinks", {}).items():
+    for sink, counters in snap.sinks.items():
         shown = ", ".join(
             f"{k}={_ago(v) if k.endswith('_at') and isinstance(v, (int, float)) and v else v}"
             for k, v in counters.items()
             if v not in ("", None)
         )
         rows.append({"what": f"sink {sink}", "value": counters.get("written", 0), "detail": shown})
-    state = "ok" if running else ("stopped" if snap.get("stopped") else "stale")
-    detail = f"pid {snap.get('pid')}, status {age:.0f}s old, {len(snap.get('markets', []))} markets"
+    state = "ok" if running else ("stopped" if snap.stopped else "stale")
+    detail = f"pid {snap.pid}, status {age:.0f}s old, {len(snap.markets)} markets"
     return Section("collector", state, detail, rows)
 
 

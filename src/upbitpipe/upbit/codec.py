@@ -28,9 +28,13 @@ from upbitpipe.upbit.fields import (
     DEFAULT_ORDERBOOK_DEPTH,
     EVENT_TYPES,
     FORMATS,
+    MAX_BIGINT,
+    MAX_EPOCH_MS,
+    MIN_EPOCH_MS,
     ORDERBOOK_DEPTHS,
     SIMPLE_TO_NORMAL,
-    TRADE_REQUIRED,
+    TRADE_AHEAD_TOLERANCE_MS,
+    TRADE_OPTIONAL_NUMBERS,
     UNIT_SIMPLE,
 )
 
@@ -42,6 +46,7 @@ __all__ = [
     "StatusFrame",
     "parse_frame",
     "subscribe_request",
+    "trade_problem",
 ]
 
 _TICKER_MAP = SIMPLE_TO_NORMAL["ticker"]
@@ -117,9 +122,12 @@ def _as_bytes(raw: bytes | bytearray | memoryview | str) -> bytes:
 def parse_frame(raw: bytes | str) -> MarketEvent | StatusFrame | ErrorFrame:
     """Parse one WebSocket frame (binary or text; DEFAULT or SIMPLE format).
 
-    Raises :class:`MalformedFrameError` for non-JSON, a non-object, an unknown type and
-    missing required fields (``code``, ``timestamp``; trades also ``sequential_id``,
-    ``trade_price``, ``trade_volume``, ``trade_timestamp``).
+    Raises :class:`MalformedFrameError` for non-JSON, a non-object, an unknown type, and
+    any field a sink keys on or the resume point depends on that is missing, of the wrong
+    type or out of range: ``code`` (a string), ``timestamp`` (epoch ms); trades
+    :func:`trade_problem`; tickers ``acc_trade_volume``; orderbooks the units and totals.
+    Which markets are subscribed and whether a time is plausible against the exchange's
+    clock are the caller's checks (:class:`upbitpipe.upbit.gate.FrameGate`).
     """
     try:
         obj = orjson.loads(raw)
@@ -160,24 +168,73 @@ def parse_frame(raw: bytes | str) -> MarketEvent | StatusFrame | ErrorFrame:
 
 
 def _finish(kind: Any, data: dict[str, Any], raw: bytes | str) -> MarketEvent:
+    if kind not in EVENT_TYPES:
+        msg = f"unknown type {kind!r}"
+        raise MalformedFrameError(msg, _as_bytes(raw))
     market = data["market"]
     if type(market) is not str:
         msg = "field 'code' is not a string"
         raise MalformedFrameError(msg, _as_bytes(raw))
-    if "timestamp" not in data:
-        msg = "missing field 'timestamp'"
+    stamp = data.get("timestamp")
+    if type(stamp) is not int or not MIN_EPOCH_MS <= stamp < MAX_EPOCH_MS:
+        msg = _bad("timestamp", stamp, "an epoch-ms integer")
         raise MalformedFrameError(msg, _as_bytes(raw))
     if kind == "trade":
-        for name in TRADE_REQUIRED:
-            if data.get(name) is None:
-                msg = f"trade without {name!r}"
-                raise MalformedFrameError(msg, _as_bytes(raw))
+        reason = trade_problem(data, stamp)
+        if reason is not None:
+            raise MalformedFrameError(reason, _as_bytes(raw))
     elif kind == "orderbook":
         _derive_book(data, raw)
-    elif kind != "ticker":
-        msg = f"unknown type {kind!r}"
-        raise MalformedFrameError(msg, _as_bytes(raw))
+    else:
+        volume = data.get("acc_trade_volume")  # part of the ticker table's primary key
+        if type(volume) is not float and type(volume) is not int:
+            msg = _bad("acc_trade_volume", volume, "a number")
+            raise MalformedFrameError(msg, _as_bytes(raw))
     return MarketEvent(kind, market, data, _as_bytes(raw))
+
+
+def _bad(name: str, value: Any, wanted: str) -> str:
+    if value is None:
+        return f"missing field {name!r}"
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return f"field {name!r} is not {wanted}: {shown}"
+
+
+def trade_problem(data: dict[str, Any], exchange_ms: int | None = None) -> str | None:
+    """Why a normalised trade cannot be used, or None when it can.
+
+    Every field that a sink keys on or the resume point is computed from is checked for
+    type and range: ``sequential_id`` a positive 64-bit integer, ``trade_timestamp`` an
+    epoch-ms integer in [2017, 2100) and, when ``exchange_ms`` (the frame's own exchange
+    time) is given, no later than it by more than :data:`TRADE_AHEAD_TOLERANCE_MS` - a
+    trade from the future would otherwise pin the market's resume point and land in a
+    ``dt`` partition ahead of time. Prices and volumes are numbers (never strings), the
+    price and volume positive. Shared by the WebSocket path and the REST backfill.
+    """
+    sid = data.get("sequential_id")
+    if type(sid) is not int or not 0 < sid < MAX_BIGINT:
+        return _bad("sequential_id", sid, "a positive 64-bit integer")
+    ts = data.get("trade_timestamp")
+    if type(ts) is not int or not MIN_EPOCH_MS <= ts < MAX_EPOCH_MS:
+        return _bad("trade_timestamp", ts, "an epoch-ms integer")
+    if exchange_ms is not None and ts > exchange_ms + TRADE_AHEAD_TOLERANCE_MS:
+        return (
+            f"trade_timestamp {ts} is {(ts - exchange_ms) / 1000:.0f}s after the frame's "
+            f"exchange time {exchange_ms}"
+        )
+    price = data.get("trade_price")
+    if (type(price) is not float and type(price) is not int) or not price > 0:
+        return _bad("trade_price", price, "a positive number")
+    volume = data.get("trade_volume")
+    if (type(volume) is not float and type(volume) is not int) or not volume > 0:
+        return _bad("trade_volume", volume, "a positive number")
+    for name in TRADE_OPTIONAL_NUMBERS:
+        value = data.get(name)
+        if value is not None and type(value) is not float and type(value) is not int:
+            return _bad(name, value, "a number")
+    return None
 
 
 def _simple_trade(f: dict[str, Any]) -> dict[str, Any]:
@@ -231,21 +288,29 @@ def _simple_unit(unit: Any, raw: bytes | str) -> dict[str, Any]:
 
 
 def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
-    """Add best prices, spread and totals (totals only if the frame lacks them)."""
+    """Add best prices, spread and totals (totals only if the frame lacks them).
+
+    Thin BTC- and USDT-market books pad the missing side with zero-size units: those are
+    not levels. The best ask (bid) is the first unit with a positive ask (bid) size; a side
+    with none is empty, and then its best price and the spread are None, never 0.
+    """
     units = data.get("orderbook_units")
     if type(units) is not list:
         msg = "orderbook without 'orderbook_units' list"
         raise MalformedFrameError(msg, _as_bytes(raw))
     try:
-        if units:
-            best = units[0]
-            ask = best["ask_price"]
-            bid = best["bid_price"]
-            data["best_ask_price"] = ask
-            data["best_bid_price"] = bid
-            data["spread"] = round(ask - bid, 10)
-        else:
-            data["best_ask_price"] = data["best_bid_price"] = data["spread"] = None
+        ask = bid = None
+        for unit in units:
+            if unit["ask_size"] > 0:
+                ask = unit["ask_price"]
+                break
+        for unit in units:
+            if unit["bid_size"] > 0:
+                bid = unit["bid_price"]
+                break
+        data["best_ask_price"] = ask
+        data["best_bid_price"] = bid
+        data["spread"] = None if ask is None or bid is None else round(ask - bid, 10)
         if data.get("total_ask_size") is None:
             data["total_ask_size"] = sum(unit["ask_size"] for unit in units)
         if data.get("total_bid_size") is None:
@@ -253,6 +318,11 @@ def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
     except (KeyError, TypeError) as exc:
         msg = f"bad orderbook unit: {exc!r}"
         raise MalformedFrameError(msg, _as_bytes(raw)) from None
+    for name in ("total_ask_size", "total_bid_size"):  # part of the table's primary key
+        value = data[name]
+        if type(value) is not float and type(value) is not int:
+            msg = _bad(name, value, "a number")
+            raise MalformedFrameError(msg, _as_bytes(raw))
 
 
 def _control_frame(obj: dict[str, Any], raw: bytes | str) -> StatusFrame | ErrorFrame:

@@ -112,4 +112,20 @@ ORDERBOOK_DEPTHS: Final = (1, 5, 15, 30)
 DEFAULT_ORDERBOOK_DEPTH: Final = 30
 FORMATS: Final = ("DEFAULT", "SIMPLE", "JSON_LIST", "SIMPLE_LIST")
 
-TRADE_REQUIRED: Final = ("sequential_id", "trade_price", "trade_volume", "trade_timestamp")
+# Optional trade fields that, when present, must be JSON numbers (lake/ClickHouse DOUBLEs).
+TRADE_OPTIONAL_NUMBERS: Final = (
+    "prev_closing_price",
+    "change_price",
+    "best_ask_price",
+    "best_ask_size",
+    "best_bid_price",
+    "best_bid_size",
+)
+
+# Plausibility bounds of the fields the sinks key on (checked where a frame is parsed).
+MIN_EPOCH_MS: Final = 1_483_228_800_000  # 2017-01-01 UTC; Upbit opened in October 2017
+MAX_EPOCH_MS: Final = 4_102_444_800_000  # 2100-01-01 UTC
+MAX_BIGINT: Final = 2**63  # sequential_id is a BIGINT in the lake and ClickHouse
+# A trade may not be later than the exchange time of the frame that carries it by more than
+# this (Upbit stamps the frame after the trade; a few ms in practice).
+TRADE_AHEAD_TOLERANCE_MS: Final = 60_000

@@ -1,0 +1,113 @@
+"""The edge check of every event: parsed, subscribed, and plausible against the exchange clock.
+
+:func:`~upbitpipe.upbit.codec.parse_frame` checks what one frame says about itself (types,
+ranges, a trade not later than its own frame). What needs context is checked here, where
+the collector receives the frame, before an event can reach a batch, a commit or a resume
+point:
+
+* the market is one this collector subscribed to (``""``, ``KRW-ZZZ`` or
+  ``../../etc/passwd`` are not market data, whatever the frame claims);
+* the event time is not ahead of the exchange's clock. The clock is the newest exchange
+  time seen so far (frames of every market advance it); an event more than
+  :data:`AHEAD_TOLERANCE_MS` beyond it is rejected. A real jump of the exchange's clock
+  (a replay twin told to run ahead) is accepted once :data:`RESYNC_AFTER` events in a row
+  agree on it: one bad frame cannot move the clock, a new clock cannot be refused forever.
+
+A rejected event raises :class:`RejectedEventError` (a :class:`MalformedFrameError` with a
+dead-letter ``kind``), so it goes to the dead letters alone. Cost per frame: one set lookup,
+two integer comparisons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from upbitpipe.upbit.codec import (
+    ErrorFrame,
+    MalformedFrameError,
+    MarketEvent,
+    StatusFrame,
+    parse_frame,
+    trade_problem,
+)
+
+AHEAD_TOLERANCE_MS = 10 * 60_000
+RESYNC_AFTER = 50
+
+KIND_MALFORMED = "malformed"
+KIND_UNSUBSCRIBED = "unsubscribed_market"
+KIND_IMPLAUSIBLE = "implausible_time"
+
+
+class RejectedEventError(MalformedFrameError):
+    """A well-formed event this collector must not store; ``kind`` names the dead-letter kind."""
+
+    def __init__(self, kind: str, reason: str, raw: bytes) -> None:
+        super().__init__(reason, raw)
+        self.kind = kind
+
+
+class ExchangeClock:
+    """The newest exchange time seen (epoch ms), guarded against a single far-future value."""
+
+    def __init__(self, tolerance_ms: int = AHEAD_TOLERANCE_MS, resync_after: int = RESYNC_AFTER):
+        self.tolerance_ms = tolerance_ms
+        self.resync_after = resync_after
+        self.now_ms = 0  # 0: nothing seen yet, the first event sets the clock
+        self._ahead = 0
+
+    def admit(self, stamp_ms: int) -> str | None:
+        """Advance the clock with ``stamp_ms``; the reason it is implausible, or None."""
+        now = self.now_ms
+        if stamp_ms <= now:
+            return None
+        if not now or stamp_ms <= now + self.tolerance_ms:
+            self.now_ms = stamp_ms
+            self._ahead = 0
+            return None
+        self._ahead += 1
+        if self._ahead >= self.resync_after:  # the exchange's clock really moved
+            self.now_ms = stamp_ms
+            self._ahead = 0
+            return None
+        return (
+            f"time {stamp_ms} is {(stamp_ms - now) / 1000:.0f}s ahead of the exchange clock "
+            f"({now}; tolerance {self.tolerance_ms // 1000}s)"
+        )
+
+
+class FrameGate:
+    """Parses frames for one collector and rejects events it must not store."""
+
+    def __init__(self, markets: Iterable[str], clock: ExchangeClock | None = None) -> None:
+        self.markets = frozenset(markets)
+        self.clock = clock or ExchangeClock()
+
+    def parse(self, raw: bytes) -> MarketEvent | StatusFrame | ErrorFrame:
+        """:func:`parse_frame`, then the subscription and clock checks.
+
+        Raises :class:`MalformedFrameError` (``RejectedEventError`` for the checks here).
+        """
+        parsed = parse_frame(raw)
+        if type(parsed) is MarketEvent:
+            market = parsed.market
+            if market not in self.markets and market.partition(".")[0] not in self.markets:
+                reason = f"market {market[:40]!r} is not subscribed"
+                raise RejectedEventError(KIND_UNSUBSCRIBED, reason, parsed.raw)
+            ahead = self.clock.admit(parsed.data["timestamp"])
+            if ahead is not None:
+                raise RejectedEventError(KIND_IMPLAUSIBLE, ahead, parsed.raw)
+        return parsed
+
+    def trade_problem(self, market: str, trade: dict[str, Any]) -> tuple[str, str] | None:
+        """(dead-letter kind, reason) for a REST-backfilled trade that must not be stored."""
+        if trade.get("market") != market:
+            return KIND_UNSUBSCRIBED, f"REST returned market {trade.get('market')!r} for {market}"
+        problem = trade_problem(trade)
+        if problem is not None:
+            return KIND_MALFORMED, problem
+        ahead = self.clock.admit(trade["trade_timestamp"])
+        if ahead is not None:
+            return KIND_IMPLAUSIBLE, ahead
+        return None
