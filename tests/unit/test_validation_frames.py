@@ -121,6 +121,16 @@ def test_exchange_clock_rejects_a_far_future_frame_but_follows_a_real_jump() -> 
     assert results[4] is None and clock.now_ms == jump + 4
 
 
+def test_exchange_clock_re_anchors_after_the_stream_was_silent() -> None:
+    clock = ExchangeClock(tolerance_ms=60_000, stale_after_ms=5_000)
+    local = 1_000_000
+    assert clock.admit(NOW, local) is None
+    assert clock.admit(NOW + YEAR_MS, local + 100) is not None  # live stream: refused
+    jump = NOW + 3 * 3600_000  # sockets down, meanwhile the twin's clock jumped
+    assert clock.admit(jump, local + 100 + 6_000) is None
+    assert clock.now_ms == jump
+
+
 def test_gate_rejects_a_frame_ahead_of_the_exchange_clock() -> None:
     gate = FrameGate(["KRW-BTC"])
     gate.parse(raw(trade(ts=NOW)))

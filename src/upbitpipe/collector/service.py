@@ -114,7 +114,7 @@ class CollectorService:
         """Handle one frame; True if it was market data (the silence watchdog counts those)."""
         self.counters.frames += 1
         try:
-            parsed = self.gate.parse(raw)
+            parsed = self.gate.parse(raw, received_ms)
         except MalformedFrameError as exc:
             kind = exc.kind if isinstance(exc, RejectedEventError) else KIND_MALFORMED
             await self.dead_letters.put(kind, exc.reason, raw)

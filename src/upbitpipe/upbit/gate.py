@@ -10,8 +10,10 @@ point:
 * the event time is not ahead of the exchange's clock. The clock is the newest exchange
   time seen so far (frames of every market advance it); an event more than
   :data:`AHEAD_TOLERANCE_MS` beyond it is rejected. A real jump of the exchange's clock
-  (a replay twin told to run ahead) is accepted once :data:`RESYNC_AFTER` events in a row
-  agree on it: one bad frame cannot move the clock, a new clock cannot be refused forever.
+  (a replay twin told to run ahead) is accepted at once after the stream was silent for
+  :data:`STALE_AFTER_MS` (a reconnect), and otherwise once :data:`RESYNC_AFTER` events in
+  a row agree on it: one bad frame in a live stream cannot move the clock, a new clock
+  cannot be refused forever.
 
 A rejected event raises :class:`RejectedEventError` (a :class:`MalformedFrameError` with a
 dead-letter ``kind``), so it goes to the dead letters alone. Cost per frame: one set lookup,
@@ -34,6 +36,7 @@ from upbitpipe.upbit.codec import (
 
 AHEAD_TOLERANCE_MS = 10 * 60_000
 RESYNC_AFTER = 50
+STALE_AFTER_MS = 5_000
 
 KIND_MALFORMED = "malformed"
 KIND_UNSUBSCRIBED = "unsubscribed_market"
@@ -51,20 +54,40 @@ class RejectedEventError(MalformedFrameError):
 class ExchangeClock:
     """The newest exchange time seen (epoch ms), guarded against a single far-future value."""
 
-    def __init__(self, tolerance_ms: int = AHEAD_TOLERANCE_MS, resync_after: int = RESYNC_AFTER):
+    def __init__(
+        self,
+        tolerance_ms: int = AHEAD_TOLERANCE_MS,
+        resync_after: int = RESYNC_AFTER,
+        stale_after_ms: int = STALE_AFTER_MS,
+    ) -> None:
         self.tolerance_ms = tolerance_ms
         self.resync_after = resync_after
+        self.stale_after_ms = stale_after_ms
         self.now_ms = 0  # 0: nothing seen yet, the first event sets the clock
         self._ahead = 0
+        self._admitted_at = 0  # local time of the last admitted event
 
-    def admit(self, stamp_ms: int) -> str | None:
-        """Advance the clock with ``stamp_ms``; the reason it is implausible, or None."""
+    def admit(self, stamp_ms: int, local_ms: int | None = None) -> str | None:
+        """Advance the clock with ``stamp_ms``; the reason it is implausible, or None.
+
+        ``local_ms`` is when the event was received: after ``stale_after_ms`` without any
+        admitted event (the sockets were down) the next one re-anchors the clock, because
+        the exchange's time may have moved on meanwhile (a replay twin's clock jump).
+        """
         now = self.now_ms
         if stamp_ms <= now:
+            if local_ms is not None:
+                self._admitted_at = local_ms
             return None
-        if not now or stamp_ms <= now + self.tolerance_ms:
+        if (
+            not now
+            or stamp_ms <= now + self.tolerance_ms
+            or (local_ms is not None and local_ms - self._admitted_at > self.stale_after_ms)
+        ):
             self.now_ms = stamp_ms
             self._ahead = 0
+            if local_ms is not None:
+                self._admitted_at = local_ms
             return None
         self._ahead += 1
         if self._ahead >= self.resync_after:  # the exchange's clock really moved
@@ -84,7 +107,9 @@ class FrameGate:
         self.markets = frozenset(markets)
         self.clock = clock or ExchangeClock()
 
-    def parse(self, raw: bytes) -> MarketEvent | StatusFrame | ErrorFrame:
+    def parse(
+        self, raw: bytes, received_ms: int | None = None
+    ) -> MarketEvent | StatusFrame | ErrorFrame:
         """:func:`parse_frame`, then the subscription and clock checks.
 
         Raises :class:`MalformedFrameError` (``RejectedEventError`` for the checks here).
@@ -95,7 +120,7 @@ class FrameGate:
             if market not in self.markets and market.partition(".")[0] not in self.markets:
                 reason = f"market {market[:40]!r} is not subscribed"
                 raise RejectedEventError(KIND_UNSUBSCRIBED, reason, parsed.raw)
-            ahead = self.clock.admit(parsed.data["timestamp"])
+            ahead = self.clock.admit(parsed.data["timestamp"], received_ms)
             if ahead is not None:
                 raise RejectedEventError(KIND_IMPLAUSIBLE, ahead, parsed.raw)
         return parsed
