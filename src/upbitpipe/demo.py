@@ -20,7 +20,7 @@ from upbitpipe.collector.status import STATUS_FILE, CollectorStatus, read_status
 from upbitpipe.config import Settings
 from upbitpipe.errors import StateFileError
 from upbitpipe.lake.candles_job import rebuild_candles
-from upbitpipe.lake.read import read_table
+from upbitpipe.lake.read import trade_id_counts
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 
@@ -39,12 +39,6 @@ class DemoReport:
     @property
     def ok(self) -> bool:
         return self.lake_trades > 0 and self.missing == 0 and self.stored_twice == 0
-
-
-def lake_trade_ids(settings: Settings) -> TradeIds:
-    """(market, sequential_id) of every trade row, read back (merged) with pypaimon."""
-    rows = read_table(settings, "trade", ["market", "sequential_id"])
-    return Counter((r["market"], r["sequential_id"]) for r in rows)
 
 
 IN_FLIGHT_MS = 2_000
@@ -114,7 +108,7 @@ async def run_demo(
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await ticker
-        lake = await asyncio.to_thread(lake_trade_ids, demo_settings)
+        lake = await asyncio.to_thread(trade_id_counts, demo_settings)
         expected = expected_trade_ids(server.generated_trades, lake, markets)
         candle_report = await asyncio.to_thread(rebuild_candles, demo_settings, since_minutes=None)
     return DemoReport(

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer
 from upbitpipe import demo
 from upbitpipe.archive.capture import read_capture
 from upbitpipe.config import Settings, load_settings
+from upbitpipe.lake.read import trade_id_counts
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
 
@@ -54,7 +55,7 @@ def collector_process_env(tmp_path: Path, server: ReplayServer, **extra: str) ->
 
 
 def lake_trade_ids(settings: Settings) -> Counter[tuple[str, int]]:
-    return demo.lake_trade_ids(settings)
+    return trade_id_counts(settings)
 
 
 def archive_trade_ids(root: Path) -> Counter[tuple[str, int]]:

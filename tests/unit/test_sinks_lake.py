@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from upbitpipe.config import load_settings
-from upbitpipe.demo import lake_trade_ids
+from upbitpipe.lake.read import trade_id_counts
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.sinks.lake import LakeSink
@@ -41,7 +41,7 @@ async def test_trades_dedup_on_read_and_bad_rows_are_dead_lettered(tmp_path: Pat
     await sink.flush()
     await sink.close()
 
-    assert lake_trade_ids(settings) == {("KRW-BTC", s): 1 for s in (1, 2, 3, 4)}
+    assert trade_id_counts(settings) == {("KRW-BTC", s): 1 for s in (1, 2, 3, 4)}
     assert dead.counts["lake_row"] == 1
     lines = (tmp_path / "dead").glob("*.jsonl")
     assert any("sequential_id" in line for f in lines for line in f.read_text().splitlines())

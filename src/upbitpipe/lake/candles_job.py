@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from upbitpipe.config import Settings
+from upbitpipe.lake.catalog import open_catalog
 from upbitpipe.lake.ohlcv import WINDOW_MS
-from upbitpipe.lake.tables import LAKE_TABLES, ensure_tables, event_dt, lake_catalog_options
+from upbitpipe.lake.tables import LAKE_TABLES, ensure_tables, event_dt
 from upbitpipe.lake.write import commit_arrow
 
 TRADE_COLUMNS = ["market", "sequential_id", "trade_timestamp", "trade_price", "trade_volume"]
@@ -94,10 +95,8 @@ def rebuild_candles(
 ) -> CandleReport:
     """Recompute and upsert the candles of every minute from ``since_minutes`` ago on
     (``None``: all stored trades)."""
-    from pypaimon import CatalogFactory
-
     tz = ZoneInfo(settings.lake.timezone)
-    catalog = CatalogFactory.create(lake_catalog_options(settings))
+    catalog = open_catalog(settings)
     ensure_tables(
         catalog, settings.lake.database, [LAKE_TABLES["ohlcv_1m"]], buckets=settings.lake.buckets
     )

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from upbitpipe.config import LakeSettings, Settings
+from upbitpipe.lake.catalog import open_catalog
 from upbitpipe.lake.tables import (
     EVENT_TABLES,
     LAKE_TABLES,
@@ -29,7 +30,6 @@ from upbitpipe.lake.tables import (
     ensure_tables,
     event_dt,
     event_to_row,
-    lake_catalog_options,
     rows_to_arrow,
 )
 from upbitpipe.lake.write import commit_arrow
@@ -37,17 +37,6 @@ from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 
 log = logging.getLogger(__name__)
-
-
-def open_catalog(settings: Settings) -> Any:
-    """A pypaimon filesystem catalog on the configured warehouse."""
-    from pypaimon import CatalogFactory
-
-    if not settings.lake.is_s3:
-        from pathlib import Path
-
-        Path(lake_catalog_options(settings)["warehouse"]).mkdir(parents=True, exist_ok=True)
-    return CatalogFactory.create(lake_catalog_options(settings))
 
 
 class LakeSink:

@@ -78,10 +78,10 @@ def lake_section(settings: Settings) -> Section:
     if not settings.lake.is_s3 and not Path(settings.lake.warehouse).expanduser().exists():
         return Section("lake", "skipped", f"no lake at {settings.lake.warehouse} yet")
     try:
+        from upbitpipe.lake.catalog import open_catalog
         from upbitpipe.lake.tables import LAKE_TABLES
-        from upbitpipe.sinks.lake import open_catalog
 
-        catalog = open_catalog(settings)
+        catalog = open_catalog(settings, create=False)
         rows: list[dict[str, Any]] = []
         for name in LAKE_TABLES:
             try:
