@@ -20,6 +20,7 @@ from upbitpipe.cli import (
     infra,
     lake,
     replay,
+    sql,
     stats,
 )
 from upbitpipe.cli.context import CliContext, fail
@@ -108,6 +109,7 @@ app.add_typer(lake.app, name="lake")
 app.add_typer(replay.app, name="replay")
 app.command("collect")(collect.collect)
 app.command("demo")(demo.demo)
+app.command("sql")(sql.sql)
 app.command("stats")(stats.stats)
 
 
