@@ -109,7 +109,7 @@ app.add_typer(lake.app, name="lake")
 app.add_typer(replay.app, name="replay")
 app.command("collect")(collect.collect)
 app.command("demo")(demo.demo)
-app.command("sql")(sql.sql)
+app.command("sql", cls=sql.SqlCommand)(sql.sql)
 app.command("stats")(stats.stats)
 
 

@@ -6,11 +6,12 @@ import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import pyarrow as pa
 import typer
 from rich.console import Console
+from typer.core import TyperCommand
 
 from upbitpipe.cli.context import cli_context, err_console, fail
 from upbitpipe.errors import UpbitpipeError
@@ -19,6 +20,26 @@ if TYPE_CHECKING:
     from upbitpipe.query.engine import SqlEngine
 
 _CHART_TERMINAL = "terminal"
+
+
+class SqlCommand(TyperCommand):
+    """``--chart`` takes an optional value, which Typer options cannot: a bare ``--chart``
+    (last, before another option, or before the SQL) is given the value ``terminal`` here."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, chart_value_filled(args))
+
+
+def chart_value_filled(args: list[str]) -> list[str]:
+    """``args`` with ``terminal`` after each ``--chart`` that is not followed by a file."""
+    out: list[str] = []
+    for i, arg in enumerate(args):
+        out.append(arg)
+        if arg == "--chart":
+            following = args[i + 1] if i + 1 < len(args) else None
+            if following is None or following.startswith("-") or not _names_a_file(following):
+                out.append(_CHART_TERMINAL)
+    return out
 
 
 @dataclass
@@ -81,8 +102,7 @@ def sql(
         str | None,
         typer.Option(
             "--chart",
-            is_flag=False,
-            flag_value=_CHART_TERMINAL,
+            metavar="[FILE]",
             help="Draw the result: in the terminal (--chart), or to FILE.png / FILE.html.",
         ),
     ] = None,
@@ -118,8 +138,6 @@ def sql(
     """
     settings = cli_context(ctx).settings({"lake.warehouse": warehouse})
     _quiet_lake_reader()
-    if chart is not None and statement is None and not _is_chart_target(chart):
-        statement, chart = chart, _CHART_TERMINAL  # `--chart "SELECT ..."`: the SQL was eaten
     try:
         text, title = _statement_and_title(statement, preset, market or [], since, interval)
         out_fmt = _choose_format(fmt, output, chart)
@@ -138,18 +156,17 @@ def sql(
             stream=stream,
             color=sys.stdout.isatty(),
         )
-        try:
-            engine = stack.enter_context(SqlEngine(Lake(settings)))
-            if text is not None:
-                _show(engine, text, title, target)
-            elif not sys.stdin.isatty():
-                from upbitpipe.query.prompt import read_stdin, run_statements
+        # a domain error (unknown table, bad SQL, no lake, S3 down) propagates: the root
+        # group prints it as one line with exit code 1
+        engine = stack.enter_context(SqlEngine(Lake(settings)))
+        if text is not None:
+            _show(engine, text, title, target)
+        elif not sys.stdin.isatty():
+            from upbitpipe.query.prompt import read_stdin, run_statements
 
-                run_statements(read_stdin(sys.stdin), lambda s: _show(engine, s, s, target))
-            else:
-                _interactive(engine, target)
-        except UpbitpipeError as exc:
-            fail(str(exc))
+            run_statements(read_stdin(sys.stdin), lambda s: _show(engine, s, s, target))
+        else:
+            _interactive(engine, target)
 
 
 def _quiet_lake_reader() -> None:
@@ -160,6 +177,11 @@ def _quiet_lake_reader() -> None:
     reader = logging.getLogger("pypaimon")
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         reader.setLevel(logging.WARNING)
+
+
+def _names_a_file(arg: str) -> bool:
+    """A chart file (``x.png``, or a wrong ``x.txt`` to be refused) rather than SQL."""
+    return not any(c.isspace() for c in arg) and bool(Path(arg).suffix)
 
 
 def _is_chart_target(value: str) -> bool:
