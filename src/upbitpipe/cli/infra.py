@@ -188,7 +188,11 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     compose_file: ComposeOpt = None,
 ) -> None:
-    """Each component: address, running/healthy, pids, version (and which S3 server runs).
+    """Each component: address, healthy/unhealthy/down, pids, version, detail.
+
+    Flink's detail names every job that has not ended with its real state (RESTARTING is not
+    running: the row turns unhealthy) and its restart count, and how often the supervisor
+    restarted a TaskManager.
 
     Exits 0 whatever is down; use --json in scripts.
 
@@ -217,10 +221,11 @@ def status(
     for column in ("component", "address", "state", "pids", "version", "detail"):
         table.add_column(column, overflow="fold")
     for row in rows:
+        # running but not healthy: up yet failing its check (e.g. a Flink job RESTARTING)
         state = (
             "[green]healthy[/]"
             if row.healthy
-            else "[yellow]running[/]"
+            else "[yellow]unhealthy[/]"
             if row.running
             else "[dim]down[/]"
         )

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import psutil
 
@@ -39,6 +39,8 @@ class ServiceStatus:
     healthy: bool = False
     version: str = ""
     detail: str = ""
+    #: Service-specific facts for ``--json`` (Flink: its jobs' states and restart counts).
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable
