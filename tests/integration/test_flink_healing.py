@@ -25,13 +25,13 @@ from typer.testing import CliRunner
 
 from upbitpipe.cli.main import app
 from upbitpipe.config import FlinkSettings, InfraSettings, load_settings
+from upbitpipe.flink.cluster import FlinkCluster, active_jobs
 from upbitpipe.flink.jobs import FlinkRest
 from upbitpipe.flink.render import RenderedStatement
 from upbitpipe.flink.runtime import FlinkRuntime
 from upbitpipe.flink.split import Statement, classify
 from upbitpipe.flink.submit import SubmitOptions, submit
 from upbitpipe.infra.base import free_port
-from upbitpipe.infra.flink import FlinkCluster, active_jobs
 from upbitpipe.infra.supervisor import read_restarts
 
 pytestmark = pytest.mark.integration
