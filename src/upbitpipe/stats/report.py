@@ -17,6 +17,8 @@ from upbitpipe.stats.sources import ALL_SOURCES, Section
 
 STATE_STYLE = {
     "ok": "green",
+    "degraded": "yellow",
+    "idle": "dim",
     "down": "red",
     "stale": "yellow",
     "stopped": "yellow",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,8 @@ def lake_section(settings: Settings) -> Section:
                     "detail": f"snapshot {snapshot.id}, committed {_ago(snapshot.time_millis / 1000)}",
                 }
             )
+            if name == "trade":
+                rows.append(freshness_row(table, settings.lake.timezone))
     except Exception as exc:
         return Section("lake", "down", f"{settings.lake.warehouse}: {type(exc).__name__}: {exc}")
     return Section(
@@ -108,6 +111,24 @@ def lake_section(settings: Settings) -> Section:
         f"{settings.lake.warehouse} (rows = records in latest snapshot, before merge)",
         rows,
     )
+
+
+def freshness_row(table: Any, timezone: str) -> dict[str, Any]:
+    """Lake freshness: the newest ``trade_timestamp`` a reader sees vs now."""
+    from upbitpipe.stats.freshness import newest_trade_ms
+
+    newest = newest_trade_ms(table, timezone)
+    if newest is None:
+        return {"what": "freshness", "value": "-", "detail": "no trade visible yet"}
+    lag = max(0.0, time.time() - newest / 1000)
+    stamp = datetime.fromtimestamp(newest / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return {
+        "what": "freshness",
+        "value": f"{lag:.0f}s behind",
+        "detail": f"newest trade_timestamp visible {stamp} UTC",
+        "newest_trade_timestamp": newest,
+        "lag_s": round(lag, 1),
+    }
 
 
 def kafka_section(settings: Settings) -> Section:
@@ -172,32 +193,16 @@ async def _kafka_rows(settings: Settings) -> list[dict[str, Any]]:
 
 
 def flink_section(settings: Settings) -> Section:
-    import httpx
+    """Jobs with their real state, restarts, checkpoint age and failed-checkpoint causes
+    (:mod:`upbitpipe.stats.flink`); ``degraded`` when a job is not RUNNING."""
+    from upbitpipe.stats.flink import flink_state
 
     base = str(settings.flink.rest_url).rstrip("/")
     try:
-        with httpx.Client(timeout=TIMEOUT) as client:
-            jobs = client.get(f"{base}/jobs/overview").json().get("jobs", [])
-            rows: list[dict[str, Any]] = []
-            for job in jobs:
-                checkpoints = client.get(f"{base}/jobs/{job['jid']}/checkpoints").json()
-                counts = checkpoints.get("counts", {})
-                latest = (checkpoints.get("latest") or {}).get("completed") or {}
-                rows.append(
-                    {
-                        "what": f"{job['name'][:40]} ({job['jid'][:8]})",
-                        "value": job["state"],
-                        "detail": f"checkpoints ok={counts.get('completed', 0)} failed={counts.get('failed', 0)}"
-                        + (
-                            f", last {_ago(latest['latest_ack_timestamp'] / 1000)}"
-                            if latest.get("latest_ack_timestamp")
-                            else ""
-                        ),
-                    }
-                )
+        state, detail, rows = flink_state(settings)
     except Exception as exc:
         return Section("flink", "down", f"{base}: {type(exc).__name__}")
-    return Section("flink", "ok", base, rows)
+    return Section("flink", state, detail, rows)
 
 
 def clickhouse_section(settings: Settings) -> Section:
