@@ -27,7 +27,6 @@ Healing without harm:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -35,8 +34,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from upbitpipe.config import FlinkSettings, InfraSettings, S3Settings, Settings
 from upbitpipe.errors import ServiceUnavailableError, UpbitpipeError
@@ -379,33 +376,12 @@ class JobHealth:
         )
 
 
-def _get_json(base: str, path: str, timeout: float, **params: str) -> Any:
-    """``GET base+path`` as JSON, or ``None`` when Flink does not answer it."""
-    try:
-        resp = httpx.get(f"{base.rstrip('/')}{path}", params=params or None, timeout=timeout)
-        return resp.json() if resp.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
-        return None
-
-
 def job_restarts(rest_url: str, job_id: str, timeout: float = 3.0) -> int:
-    """How often a job restarted since it was submitted to this JobManager.
-
-    The job metric ``numRestarts`` counts every failover (the adaptive scheduler's too); the
-    metric store refreshes every 10 s, so it is read together with the exception history
-    (one entry per failure, capped by ``web.exception-history-size``) and the larger wins.
-    """
-    counted = 0
-    metrics = _get_json(rest_url, f"/jobs/{job_id}/metrics", timeout, get="numRestarts")
-    for metric in metrics if isinstance(metrics, list) else []:
-        if metric.get("id") == "numRestarts":
-            with contextlib.suppress(ValueError, TypeError):
-                counted = int(float(metric.get("value", 0)))
-    exceptions = _get_json(rest_url, f"/jobs/{job_id}/exceptions", timeout)
-    if isinstance(exceptions, dict):
-        entries = (exceptions.get("exceptionHistory") or {}).get("entries") or []
-        counted = max(counted, len(entries))
-    return counted
+    """:meth:`FlinkRest.restart_count`, 0 when Flink does not answer (status never raises)."""
+    try:
+        return FlinkRest(rest_url, timeout=timeout).restart_count(job_id)
+    except (UpbitpipeError, ValueError, TypeError):
+        return 0
 
 
 def active_jobs(rest_url: str, timeout: float = 3.0) -> list[JobHealth]:
