@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
@@ -12,7 +13,7 @@ class ReplayOptions:
 
     Source: ``capture`` (a file or directory written by the archive sink) or, when it is
     None, a seeded synthetic market of ``markets``. Rates are messages per second over all
-    markets; ``rate <= 0`` means as fast as the clients read. A capture plays at its
+    markets; ``rate == 0`` means as fast as the clients read. A capture plays at its
     recorded spacing divided by ``speed``; ``speed=None`` plays it at ``rate`` instead; with
     ``wait_for_subscriber`` it starts at the first subscription, not at server start.
 
@@ -75,7 +76,18 @@ class ReplayOptions:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad option."""
+        for item in fields(self):  # nan/inf would leave the server listening with a dead source
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                msg = f"{item.name} must be a finite number, got {value}"
+                raise ValueError(msg)
         checks: list[tuple[bool, str]] = [
+            (self.rate >= 0, f"rate must be >= 0 (0: as fast as clients read), got {self.rate}"),
+            (self.stall_seconds >= 0, f"stall_seconds must be >= 0, got {self.stall_seconds}"),
+            (
+                self.drop_after_seconds is None or self.drop_after_seconds > 0,
+                f"drop_after_seconds must be > 0, got {self.drop_after_seconds}",
+            ),
             (0 <= self.port <= 65535, f"port must be 0..65535, got {self.port}"),
             (bool(self.markets) or self.capture is not None, "markets must not be empty"),
             (self.speed is None or self.speed > 0, f"speed must be > 0, got {self.speed}"),

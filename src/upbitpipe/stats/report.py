@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -29,14 +30,39 @@ STATE_STYLE = {
 QUIET_LOGGERS = ("aiokafka", "kafka", "clickhouse_driver", "asyncio", "urllib3", "httpx")
 
 
-def gather(settings: Settings, names: Sequence[str]) -> list[Section]:
+GATHER_DEADLINE_SECONDS = 8.0
+
+
+def gather(
+    settings: Settings, names: Sequence[str], *, deadline: float = GATHER_DEADLINE_SECONDS
+) -> list[Section]:
     """Every source at once; client libraries' own connection-error logs are muted, the
-    section's one-line detail says what is wrong instead."""
+    section's one-line detail says what is wrong instead.
+
+    A source that has not answered within ``deadline`` seconds (a client library retrying
+    behind its own timeouts) is reported as down; it runs in a daemon thread, so `stats`
+    neither waits for it nor hangs at exit.
+    """
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    with ThreadPoolExecutor(max_workers=len(names) or 1) as pool:
-        futures = [pool.submit(ALL_SOURCES[name], settings) for name in names]
-        return [f.result() for f in futures]
+    results: dict[str, Section] = {}
+
+    def run(name: str) -> None:
+        results[name] = ALL_SOURCES[name](settings)
+
+    threads = [
+        threading.Thread(target=run, args=(name,), name=f"stats-{name}", daemon=True)
+        for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    ends_at = time.monotonic() + deadline
+    for thread in threads:
+        thread.join(timeout=max(0.0, ends_at - time.monotonic()))
+    return [
+        results.get(name) or Section(name, "down", f"no answer within {deadline:.0f}s")
+        for name in names
+    ]
 
 
 def as_json(sections: Sequence[Section]) -> dict[str, Any]:

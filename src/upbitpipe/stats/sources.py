@@ -131,9 +131,33 @@ def freshness_row(table: Any, timezone: str) -> dict[str, Any]:
     }
 
 
+def _tcp_problem(servers: list[str]) -> str | None:
+    """None if any ``host:port`` accepts a connection, else the real cause for each."""
+    import socket
+
+    problems = []
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=TIMEOUT):
+                return None
+        except ConnectionRefusedError:
+            problems.append(f"{server} connection refused")
+        except socket.gaierror:
+            problems.append(f"{server} host not found")
+        except TimeoutError:
+            problems.append(f"{server} timed out")
+        except OSError as exc:
+            problems.append(f"{server} {exc.strerror or type(exc).__name__}")
+    return "; ".join(problems)
+
+
 def kafka_section(settings: Settings) -> Section:
     import asyncio
 
+    problem = _tcp_problem(settings.kafka.bootstrap_servers)
+    if problem:
+        return Section("kafka", "down", problem)
     try:
         rows = asyncio.run(asyncio.wait_for(_kafka_rows(settings), timeout=3 * TIMEOUT))
     except Exception as exc:

@@ -7,6 +7,7 @@ or TLS by the endpoint's scheme). Failures become one line: refused credentials 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -50,7 +51,7 @@ def make_client(
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
         retries=urllib3.Retry(
-            total=1, connect=0, backoff_factor=0.2, status_forcelist=(502, 503, 504)
+            total=1, connect=0, read=0, backoff_factor=0.2, status_forcelist=(502, 503, 504)
         ),
     )
     return Minio(
@@ -74,9 +75,49 @@ def s3_call(endpoint: str, what: str, fn: Callable[[], T]) -> T:
         msg = f"s3 at {endpoint}: {what} failed ({exc.code}: {exc.message})"
         raise UpbitpipeError(msg) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        msg = f"s3 at {endpoint} is not reachable ({type(reason).__name__}); is the server up? (`upbitpipe infra up s3`)"
+        msg = f"s3 at {endpoint} is not reachable ({network_cause(exc)}) while trying to {what}; is the server up? (`upbitpipe infra up s3`)"
         raise ServiceUnavailableError(msg) from None
+
+
+def network_cause(exc: BaseException) -> str:
+    """The real cause of a failed connection in a few words: connection refused, timed out,
+    host not found... (urllib3 wraps it two or three levels deep)."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 6:
+        chain.append(seen)
+        seen = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
+        if not isinstance(seen, BaseException):
+            break
+    text = " ".join(str(link) for link in chain)
+    if any(isinstance(link, ConnectionRefusedError) for link in chain) or "refused" in text:
+        return "connection refused"
+    if any(isinstance(link, socket.gaierror) for link in chain) or "resolve" in text:
+        return "host not found"
+    if any(isinstance(link, (TimeoutError, urllib3.exceptions.TimeoutError)) for link in chain):
+        return "timed out"
+    return type(chain[-1]).__name__
+
+
+def check_warehouse_bucket(
+    s3: S3Settings, warehouse: str, access_key: str, secret_key: str, *, timeout: float = 3.0
+) -> None:
+    """Fail fast, with the real cause, before a Paimon catalog opens an ``s3://`` warehouse.
+
+    pypaimon retries for a minute or more against an endpoint that does not answer and then
+    reports a missing bucket; this answers within ``timeout`` seconds: connection refused /
+    timed out / host not found (:class:`ServiceUnavailableError`), refused credentials
+    (:class:`AuthError`), or a bucket that does not exist.
+    """
+    endpoint = str(s3.endpoint).rstrip("/")
+    bucket = warehouse.split("://", 1)[1].split("/", 1)[0]
+    client = make_client(endpoint, access_key, secret_key, s3.region, timeout=timeout)
+    if not s3_call(endpoint, f"check bucket {bucket}", lambda: client.bucket_exists(bucket)):
+        msg = (
+            f"lake.warehouse: bucket {bucket!r} does not exist at {endpoint} "
+            "(create it with `upbitpipe buckets init`)"
+        )
+        raise UpbitpipeError(msg)
 
 
 def _lifecycle(days: int) -> LifecycleConfig:

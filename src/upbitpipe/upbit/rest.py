@@ -146,6 +146,12 @@ class UpbitRestClient:
         """Every listed market (``details`` adds the warning flag)."""
         params = {"is_details": "true"} if details else {}
         rows = await self._get("/v1/market/all", params)
+        if not isinstance(rows, list) or not all(
+            isinstance(row, dict) and isinstance(row.get("market"), str) for row in rows
+        ):
+            shown = repr(rows)[:80]
+            msg = f"{self.base_url}/v1/market/all did not answer a list of markets: {shown}"
+            raise ServiceUnavailableError(msg)
         markets = []
         for row in rows:
             event = row.get("market_event") or {}
