@@ -106,6 +106,9 @@ class CountingSink:
     async def flush(self) -> None:
         return None
 
+    def take_unflushed(self) -> list[SinkEvent]:
+        return []
+
     async def close(self) -> None:
         return None
 

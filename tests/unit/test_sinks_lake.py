@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from upbitpipe.config import load_settings
 from upbitpipe.lake.read import trade_id_counts
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
-from upbitpipe.sinks.lake import LakeSink
+from upbitpipe.sinks.lake import LakeCommitError, LakeSink
 
 
 def trade(sid: int | None, ts: int = 1_763_900_000_000, market: str = "KRW-BTC") -> SinkEvent:
@@ -46,3 +51,58 @@ async def test_trades_dedup_on_read_and_bad_rows_are_dead_lettered(tmp_path: Pat
     lines = (tmp_path / "dead").glob("*.jsonl")
     assert any("sequential_id" in line for f in lines for line in f.read_text().splitlines())
     assert sink.stats()["commit_failures"] == 0
+
+
+async def test_a_failed_commit_raises_and_keeps_the_rows(tmp_path: Path) -> None:
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
+    await sink.open()
+    real = sink._commit_table
+    calls = 0
+
+    def fail_once(name: str, arrow: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            msg = "disk full"
+            raise OSError(msg)
+        real(name, arrow)
+
+    sink._commit_table = fail_once  # type: ignore[method-assign]
+    await sink.write([trade(1), trade(2)])
+    with pytest.raises(LakeCommitError, match="disk full"):
+        await sink.flush()
+    assert sink.pending_rows == 2
+    await sink.write([trade(3)])
+    await sink.flush()
+    assert trade_id_counts(settings) == {("KRW-BTC", s): 1 for s in (1, 2, 3)}
+    assert sink.take_unflushed() == []
+
+
+async def test_a_commit_cut_short_hands_its_events_back(tmp_path: Path) -> None:
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
+    await sink.open()
+    release = threading.Event()
+    real = sink._commit_table
+
+    def slow(name: str, arrow: Any) -> None:
+        release.wait(10)
+        real(name, arrow)
+
+    sink._commit_table = slow  # type: ignore[method-assign]
+    await sink.write([trade(1), trade(2)])
+    flush = asyncio.create_task(sink.flush())
+    await asyncio.sleep(0.2)
+    flush.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flush
+    await sink.write([trade(3)])
+    taken = sink.take_unflushed()
+    assert [e.record["sequential_id"] for e in taken] == [1, 2, 3]
+    assert sink.pending_rows == 0
+    release.set()

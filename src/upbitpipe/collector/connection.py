@@ -27,6 +27,8 @@ from upbitpipe.upbit.codec import subscribe_request
 
 log = logging.getLogger(__name__)
 
+YIELD_EVERY_FRAMES = 64
+
 # returns True when the frame was market data: only those feed the silence watchdog
 FrameHandler = Callable[[bytes, int], Awaitable[bool]]
 ReconnectHandler = Callable[["ConnectionState", float], Awaitable[None]]
@@ -163,6 +165,10 @@ class UpbitConnection:
                     # market data only: the {"status":"UP"} answer to our own PING, error
                     # frames and garbage do not prove the subscription is alive
                     self._last_frame_mono = time.monotonic()
+                if not self.state.frames % YIELD_EVERY_FRAMES:
+                    # ``recv`` returns buffered frames without suspending: yield so the sink
+                    # writers run and their backpressure can reach this reader
+                    await asyncio.sleep(0)
                 if not got_data:
                     got_data = True
                     self.backoff.reset()

@@ -76,7 +76,9 @@ class CollectorService:
         self.runners = [
             SinkRunner(
                 sink,
-                queue_size=settings.collector.queue_size,
+                max_events=settings.collector.queue_size,
+                max_bytes=settings.collector.queue_max_bytes,
+                spool_dir=settings.collector.state_dir / "spool" / sink.name,
                 flush_interval=lake_interval if sink.name == "lake" else 1.0,
             )
             for sink in sinks
@@ -228,6 +230,7 @@ class CollectorService:
     async def run(self, stop: asyncio.Event) -> None:
         """Start sinks and connections; on ``stop``, close sockets, drain and flush sinks."""
         started: list[SinkRunner] = []
+        deadline = 0.0
         try:
             for runner in self.runners:
                 await runner.start()
@@ -237,9 +240,12 @@ class CollectorService:
                 for conn in self.connections
             ]
             await stop.wait()
+            timeout = self.settings.collector.shutdown_timeout_seconds
+            deadline = asyncio.get_running_loop().time() + timeout
+            for runner in self.runners:
+                runner.release()  # a reader paused by backpressure must see the stop
             for conn in self.connections:
                 await conn.close()
-            timeout = self.settings.collector.shutdown_timeout_seconds
             _, pending = await asyncio.wait(tasks, timeout=timeout / 3)
             for task in pending:
                 task.cancel()
@@ -251,9 +257,10 @@ class CollectorService:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, *self._backfills, return_exceptions=True)
         finally:
-            timeout = self.settings.collector.shutdown_timeout_seconds
-            for runner in started:
-                await runner.stop(timeout=timeout / max(1, len(started)))
+            # all sinks drain in parallel towards one deadline; what misses it is spooled
+            left = deadline - asyncio.get_running_loop().time() if deadline else 0.0
+            left = max(left, self.settings.collector.shutdown_timeout_seconds / 3)
+            await asyncio.gather(*(runner.stop(timeout=left) for runner in started))
 
     @property
     def last_trade_ms(self) -> dict[str, int]:
@@ -291,15 +298,7 @@ class CollectorService:
                 )
                 for conn in self.connections
             ],
-            sinks={
-                r.sink.name: {
-                    **r.sink.stats(),
-                    "queued": r.queue.qsize(),
-                    "written": r.written,
-                    "write_errors": r.write_errors,
-                }
-                for r in self.runners
-            },
+            sinks={r.sink.name: {**r.sink.stats(), **r.stats()} for r in self.runners},
             metrics_url=self.metrics_url,
             stopped=stopped,
         )

@@ -1,8 +1,20 @@
-"""A queue plus one writer task per sink (cryptofeed's BackendQueue, with flush and close).
+"""A bounded buffer plus one writer task per sink (cryptofeed's BackendQueue, with
+backpressure, flush, and a shutdown that loses nothing).
 
-The collector puts events in; the writer drains up to ``batch_size`` at a time and hands them
-to the sink, calling ``flush()`` every ``flush_interval`` seconds. A full queue makes ``put``
-wait: backpressure reaches the WebSocket reader instead of events being dropped.
+The collector ``put``s events; the writer drains up to ``batch_size`` at a time, hands them
+to the sink and calls ``flush()`` every ``flush_interval`` seconds.
+
+Backpressure: the buffer is bounded in events and in frame bytes. When either bound is
+reached, ``put`` waits until the writer has drained it to half, so the WebSocket reader
+stops reading and TCP flow control slows the exchange down; a slow sink costs bounded
+memory, never a silent drop. Each pause is counted (``backpressure_pauses``/``_seconds``)
+and logged at most every 30 s.
+
+Shutdown (``stop``): the writer drains and flushes until a reserve of the deadline is left;
+then whatever is still buffered, plus what the sink holds but has not made durable
+(``take_unflushed``), goes to an on-disk spool (``<state_dir>/spool/<sink>``). The next
+start writes the spool into the sink before any new event. So within the deadline,
+whatever the backlog, every event received is either in the sink or in the spool.
 """
 
 from __future__ import annotations
@@ -11,31 +23,148 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from upbitpipe.errors import ServiceUnavailableError, UpbitpipeError
 from upbitpipe.sinks.base import Sink, SinkEvent
+from upbitpipe.sinks.spool import DiskSpool, SpoolFullError, event_from_spool, event_to_spool
 
 log = logging.getLogger(__name__)
 
-_CLOSE = object()
+WARN_EVERY_SECONDS = 30.0
+SPOOL_CHUNK = 5000  # events per spool append at shutdown (one fsync each)
+DEFAULT_SPOOL_MAX_BYTES = 4 * 1024**3
 
 
 class SinkRunner:
     def __init__(
-        self, sink: Sink, *, queue_size: int, batch_size: int = 2000, flush_interval: float = 1.0
+        self,
+        sink: Sink,
+        *,
+        max_events: int,
+        max_bytes: int,
+        spool_dir: Path | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+        batch_size: int = 2000,
+        flush_interval: float = 1.0,
     ) -> None:
+        """``spool_dir``: where events go that cannot reach the sink by the shutdown
+        deadline (None: nowhere - only for tests and benchmarks)."""
         self.sink = sink
-        self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.spool_dir = spool_dir
+        self.spool_max_bytes = spool_max_bytes
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self._buffer: deque[SinkEvent] = deque()
+        self._bytes = 0
+        self._wakeup = asyncio.Event()  # set when the buffer gets an event (or on stop)
+        self._room = asyncio.Event()  # set while producers may add events
+        self._room.set()
+        self._closing = False  # the writer ends once the buffer is empty
+        self._released = False  # producers are no longer paused
+        self._cutover = False  # stop feeding the sink: the rest goes to the spool
+        self._clean = False  # the writer drained everything and the final flush succeeded
+        self._spool: DiskSpool | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._written_trade_ms: dict[str, int] = {}
+        self.durable_trade_ms: dict[str, int] = {}
         self.written = 0
         self.write_errors = 0
-        self._task: asyncio.Task[None] | None = None
+        self.backpressure_pauses = 0
+        self.backpressure_seconds = 0.0
+        self.max_buffered_bytes = 0
+        self.replayed_from_spool = 0
+        self.spooled_at_stop = 0
+        self.lost_at_stop = 0
+        self._last_warning = 0.0
+
+    # -- producer side ---------------------------------------------------------------
+
+    async def put(self, event: SinkEvent) -> None:
+        """Buffer one event; waits (backpressure) while the buffer is over its bound."""
+        self._buffer.append(event)
+        self._bytes += len(event.raw)
+        self._wakeup.set()
+        if (
+            len(self._buffer) >= self.max_events or self._bytes >= self.max_bytes
+        ) and not self._released:
+            self._room.clear()
+        if not self._room.is_set():
+            await self._wait_for_room()
+
+    async def put_all(self, events: Sequence[SinkEvent]) -> None:
+        """Buffer a batch (one bound check for all of it); waits like ``put``."""
+        self._buffer.extend(events)
+        self._bytes += sum(len(e.raw) for e in events)
+        self._wakeup.set()
+        if (
+            len(self._buffer) >= self.max_events or self._bytes >= self.max_bytes
+        ) and not self._released:
+            self._room.clear()
+        if not self._room.is_set():
+            await self._wait_for_room()
+
+    def release(self) -> None:
+        """Stop pausing producers: the collector is stopping, so the readers can see it
+        (what they still put is drained or spooled by ``stop``)."""
+        self._released = True
+        self._room.set()
+
+    async def _wait_for_room(self) -> None:
+        self.backpressure_pauses += 1
+        self.max_buffered_bytes = max(self.max_buffered_bytes, self._bytes)
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY_SECONDS:
+            self._last_warning = now
+            log.warning(
+                "sink %s is slower than the exchange: reading paused at %d events / %.1f MB "
+                "buffered (%d pauses so far)",
+                self.sink.name,
+                len(self._buffer),
+                self._bytes / 1e6,
+                self.backpressure_pauses,
+            )
+        try:
+            await self._room.wait()
+        finally:
+            self.backpressure_seconds += time.monotonic() - now
+
+    @property
+    def paused(self) -> bool:
+        return not self._room.is_set()
+
+    def stats(self) -> dict[str, Any]:
+        """The runner's own counters (the service merges them with the sink's)."""
+        return {
+            "queued": len(self._buffer),
+            "queued_bytes": self._bytes,
+            "written": self.written,
+            "write_errors": self.write_errors,
+            "backpressure_paused": self.paused,
+            "backpressure_pauses": self.backpressure_pauses,
+            "backpressure_seconds": round(self.backpressure_seconds, 1),
+            "max_buffered_bytes": self.max_buffered_bytes,
+            "stop_spool_records": len(self._spool) if self._spool is not None else 0,
+            "replayed_from_spool": self.replayed_from_spool,
+            "spooled_at_stop": self.spooled_at_stop,
+            "lost_at_stop": self.lost_at_stop,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the sink; any failure becomes one readable domain error naming the sink."""
+        """Open the sink and the stop spool; any failure becomes one readable domain error."""
         try:
             await self.sink.open()
+            if self.spool_dir is not None:
+                self._spool = await asyncio.to_thread(
+                    DiskSpool, self.spool_dir, self.spool_max_bytes
+                )
         except UpbitpipeError:
             raise
         except Exception as exc:
@@ -43,58 +172,78 @@ class SinkRunner:
             raise ServiceUnavailableError(msg) from exc
         self._task = asyncio.create_task(self._run(), name=f"sink-{self.sink.name}")
 
-    async def put(self, event: SinkEvent) -> None:
-        await self.queue.put(event)
-
-    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline for drain+close
-        """Drain what is queued, flush and close, within ``timeout`` seconds."""
-        if self._task is not None:
-            await self.queue.put(_CLOSE)
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=timeout)
-            except TimeoutError:
-                log.error(
-                    "sink %s: did not drain within %.0fs (%d queued)",
+    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - a deadline for drain+spool
+        """Drain, flush and close within ``timeout`` seconds; what cannot reach the sink in
+        time is spooled to disk for the next start."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        reserve = min(timeout / 2, max(1.0, timeout / 4))  # kept for spooling and close
+        self.release()
+        self._closing = True
+        self._wakeup.set()
+        task = self._task
+        if task is not None:
+            await asyncio.wait([task], timeout=max(0.0, deadline - reserve - loop.time()))
+            if not task.done():
+                log.warning(
+                    "sink %s: %d events not written by the shutdown deadline; spooling them",
                     self.sink.name,
-                    timeout,
-                    self.queue.qsize(),
+                    len(self._buffer),
                 )
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+                self._cutover = True
+                self._wakeup.set()
+                await asyncio.wait([task], timeout=reserve / 4)  # let a short write finish
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if not self._clean or self._buffer:
+            await self._spool_leftovers()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.sink.close(), timeout=max(1.0, timeout))
+            await asyncio.wait_for(self.sink.close(), timeout=max(0.5, deadline - loop.time()))
+
+    # -- writer ----------------------------------------------------------------------
 
     async def _run(self) -> None:
-        last_flush = time.monotonic()
-        closing = False
-        while not closing:
-            batch: list[SinkEvent] = []
-            try:
-                item = await asyncio.wait_for(self.queue.get(), timeout=self.flush_interval)
-            except TimeoutError:
-                item = None
-            while item is not None:
-                if item is _CLOSE:
-                    closing = True
+        await self._replay_spool()
+        loop = asyncio.get_running_loop()
+        next_flush = loop.time() + self.flush_interval
+        while not self._cutover:
+            if not self._buffer:
+                if self._closing:
                     break
-                assert isinstance(item, SinkEvent)
-                batch.append(item)
-                if len(batch) >= self.batch_size:
-                    break
-                try:
-                    item = self.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    item = None
-            if batch:
-                await self._write(batch)
-            if closing or time.monotonic() - last_flush >= self.flush_interval:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(next_flush):
+                        await self._wakeup.wait()
+            if self._cutover:
+                return
+            if self._buffer:
+                await self._write(self._take_batch())
+            if loop.time() >= next_flush:
                 await self._flush()
-                last_flush = time.monotonic()
+                next_flush = loop.time() + self.flush_interval
+        if not self._cutover:
+            self._clean = await self._flush()
+
+    def _take_batch(self) -> list[SinkEvent]:
+        buffer = self._buffer
+        count = min(len(buffer), self.batch_size)
+        batch = [buffer.popleft() for _ in range(count)]
+        self._bytes -= sum(len(e.raw) for e in batch)
+        if (
+            not self._room.is_set()
+            and len(buffer) <= self.max_events // 2
+            and self._bytes <= self.max_bytes // 2
+        ):
+            self._room.set()
+        return batch
 
     async def _write(self, batch: list[SinkEvent]) -> None:
         # A sink must not raise for a destination outage (it spools); if it raises anyway
-        # the batch is retried so nothing is dropped silently.
+        # the batch is retried so nothing is dropped silently (until the shutdown cutover).
+        # A write cancelled inside the sink leaves the batch to the sink (``take_unflushed``);
+        # one cancelled between retries puts it back in the buffer, which gets spooled.
         delay = 0.5
         while True:
             try:
@@ -107,15 +256,102 @@ class SinkRunner:
                     len(batch),
                     delay,
                 )
-                await asyncio.sleep(delay)
+                if self._cutover:
+                    self._buffer.extendleft(reversed(batch))
+                    return
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    self._buffer.extendleft(reversed(batch))
+                    raise
                 delay = min(delay * 2, 30.0)
                 continue
             self.written += len(batch)
+            marks = self._written_trade_ms
+            for event in batch:
+                if event.type == "trade":
+                    ts = event.record.get("trade_timestamp")
+                    if isinstance(ts, int) and ts > marks.get(event.market, 0):
+                        marks[event.market] = ts
             return
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> bool:
+        """Flush the sink; on success everything written so far is durable."""
+        marks = dict(self._written_trade_ms)
         try:
             await self.sink.flush()
-        except Exception:
+        except Exception as exc:
             self.write_errors += 1
-            log.exception("sink %s: flush failed", self.sink.name)
+            log.error("sink %s: flush failed: %s: %s", self.sink.name, type(exc).__name__, exc)
+            return False
+        self.durable_trade_ms.update(marks)
+        return True
+
+    # -- stop spool ------------------------------------------------------------------
+
+    async def _replay_spool(self) -> None:
+        """Deliver what an earlier run spooled at its stop, before any new event."""
+        spool = self._spool
+        if spool is None or not len(spool):
+            return
+        log.info(
+            "sink %s: delivering %d events spooled at the last stop", self.sink.name, len(spool)
+        )
+        while not self._cutover:
+            records = await asyncio.to_thread(spool.peek, self.batch_size)
+            if not records:
+                return
+            await self._write([event_from_spool(r) for r in records])
+            while not await self._flush():
+                if self._cutover:
+                    return
+                await asyncio.sleep(1.0)
+            await asyncio.to_thread(spool.ack, len(records))
+            self.replayed_from_spool += len(records)
+
+    async def _spool_leftovers(self) -> None:
+        leftovers = self.sink.take_unflushed() + list(self._buffer)
+        self._buffer.clear()
+        self._bytes = 0
+        if not leftovers:
+            return
+        if self._spool is None:
+            self.lost_at_stop += len(leftovers)
+            log.error("sink %s: %d events lost at stop (no spool)", self.sink.name, len(leftovers))
+            return
+        spool = self._spool
+
+        def _append_all() -> None:
+            for start in range(0, len(leftovers), SPOOL_CHUNK):
+                chunk = leftovers[start : start + SPOOL_CHUNK]
+                spool.append([event_to_spool(e) for e in chunk])
+                self.spooled_at_stop += len(chunk)
+
+        try:
+            await asyncio.to_thread(_append_all)
+        except (OSError, SpoolFullError) as exc:
+            self.lost_at_stop += len(leftovers) - self.spooled_at_stop
+            log.error(
+                "sink %s: %d events lost at stop: the spool %s failed: %s",
+                self.sink.name,
+                self.lost_at_stop,
+                self.spool_dir,
+                exc,
+            )
+            return
+        self.durable_trade_ms.update(self._written_trade_ms)
+        self._mark_durable(leftovers)
+        log.warning(
+            "sink %s: %d events spooled to %s; the next start delivers them first",
+            self.sink.name,
+            len(leftovers),
+            self.spool_dir,
+        )
+
+    def _mark_durable(self, events: Sequence[SinkEvent]) -> None:
+        marks = self.durable_trade_ms
+        for event in events:
+            if event.type == "trade":
+                ts = event.record.get("trade_timestamp")
+                if isinstance(ts, int) and ts > marks.get(event.market, 0):
+                    marks[event.market] = ts

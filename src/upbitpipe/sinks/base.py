@@ -38,7 +38,14 @@ class Sink(Protocol):
       event silently: either the event is delivered/buffered, or it is counted in
       ``stats()`` under a failure key and logged. It may block (backpressure).
     - ``flush()`` makes everything written so far durable at the destination (or in the
-      sink's own on-disk spool) before returning.
+      sink's own on-disk spool) before returning; if it cannot, it raises (the events stay
+      with the sink and the next ``flush()`` tries again).
+    - ``take_unflushed()`` hands back, in order, the events written but not yet durable and
+      forgets them (a commit still running in a worker thread counts as not durable). The
+      runner calls it at a shutdown that cannot wait for the destination, and puts them in
+      its own on-disk spool, which the next start delivers first. A redelivery of an event
+      whose commit did complete after all must be harmless (the lake's primary keys
+      deduplicate it; Kafka consumers see at-least-once).
     - ``close()`` is awaited once at shutdown after a final ``flush()``; it is also awaited
       after a failed ``open()``, so it must tolerate a half-opened sink.
     - ``stats()`` returns cheap counters (ints/floats/strings) for the status file and
@@ -52,6 +59,8 @@ class Sink(Protocol):
     async def write(self, events: Sequence[SinkEvent]) -> None: ...
 
     async def flush(self) -> None: ...
+
+    def take_unflushed(self) -> list[SinkEvent]: ...
 
     async def close(self) -> None: ...
 

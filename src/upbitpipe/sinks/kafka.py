@@ -95,6 +95,7 @@ class KafkaSink:
         self._lock = asyncio.Lock()
         self._drainer: asyncio.Task[None] | None = None
         self._backoff = Backoff(initial=0.5, cap=30.0)
+        self._in_flight: list[SinkEvent] = []  # the batch ``write`` is delivering
         self.sent = 0
         self.delivery_errors = 0
         self.spooled_total = 0
@@ -125,6 +126,17 @@ class KafkaSink:
         records = [encode_event(e, self.settings.topic(e.type)) for e in events]
         if not records:
             return
+        self._in_flight = list(events)
+        await self._deliver(records)
+        self._in_flight = []
+
+    def take_unflushed(self) -> list[SinkEvent]:
+        """The batch of a ``write`` cancelled at shutdown (some of it may have been
+        acknowledged already: at-least-once)."""
+        events, self._in_flight = self._in_flight, []
+        return events
+
+    async def _deliver(self, records: list[SpoolRecord]) -> None:
         async with self._lock:
             spooling = self._producer is None or bool(self._spool and len(self._spool))
             if spooling:

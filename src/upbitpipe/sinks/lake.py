@@ -5,22 +5,27 @@ Same layout as the Flink jobs (``upbitpipe.lake.tables``): trades deduplicated o
 buffered per table and committed as one Paimon snapshot per table when ``lake.commit_rows``
 rows are waiting or at every ``flush()`` (the runner calls it every
 ``lake.commit_interval_seconds``). pypaimon is blocking, so commits run in a worker thread,
-one at a time. A failed commit keeps the rows and is retried at the next flush; an event that
-cannot become a row (missing key field) is dead-lettered.
+one at a time; a daemon thread, so a commit still running at a bounded shutdown neither
+blocks the exit nor loses its events (``take_unflushed`` hands them to the runner's spool;
+if the commit completes after all, the tables' primary keys make the redelivery harmless).
+A failed commit keeps the rows, raises from ``flush()`` and is retried at the next flush; an
+event that cannot become a row (missing or unusable key field) is dead-lettered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from upbitpipe.config import LakeSettings, Settings
+from upbitpipe.errors import ServiceUnavailableError
 from upbitpipe.lake.catalog import open_catalog
 from upbitpipe.lake.tables import (
     EVENT_TABLES,
@@ -38,6 +43,41 @@ from upbitpipe.sinks.deadletter import DeadLetterBox
 
 log = logging.getLogger(__name__)
 
+Rejected = list[tuple[SinkEvent, str]]
+COMMIT_BYTES = 32 * 1024 * 1024  # commit early once pending events hold this many frame bytes
+
+
+class LakeCommitError(ServiceUnavailableError):
+    """A lake commit failed; its events stay buffered for the next flush."""
+
+
+def _run_in_daemon_thread(fn: Callable[[], Rejected]) -> asyncio.Future[Rejected]:
+    """``fn()`` in a daemon thread, as a future of this loop (unlike ``asyncio.to_thread``,
+    interpreter exit does not wait for it)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Rejected] = loop.create_future()
+
+    def _settle(result: Rejected | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or [])
+
+    def _target() -> None:
+        try:
+            result, error = fn(), None
+        except BaseException as exc:
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(_settle, result, error)
+        except RuntimeError:  # the loop is closed: the process is exiting
+            pass
+
+    threading.Thread(target=_target, name="lake-commit", daemon=True).start()
+    return future
+
 
 class LakeSink:
     """Buffers events per type; each flush commits one snapshot per lake table."""
@@ -53,6 +93,11 @@ class LakeSink:
         self._tables: dict[str, Any] = {}
         # records waiting for the next commit, by event type (rows are built at commit time)
         self._pending: dict[str, list[SinkEvent]] = {name: [] for name in EVENT_TABLES}
+        # the batch a commit thread is working on, and the kinds it has committed so far
+        self._pending_bytes = 0  # frame bytes of the pending events (bounds the memory)
+        self._committing: dict[str, list[SinkEvent]] = {}
+        self._committed_kinds: list[str] = []
+        self._commit: asyncio.Future[Rejected] | None = None
         self._dt_cache: dict[int, str] = {}
         self.rows_committed: dict[str, int] = dict.fromkeys(LAKE_TABLES, 0)
         self.commits = 0
@@ -70,11 +115,15 @@ class LakeSink:
             self._tables[name] = self._catalog.get_table(f"{self.lake.database}.{name}")
 
     async def write(self, events: Sequence[SinkEvent]) -> None:
+        pending = self._pending
+        size = 0
         for event in events:
-            bucket = self._pending.get(event.type)
+            bucket = pending.get(event.type)
             if bucket is not None:
                 bucket.append(event)
-        if self.pending_rows >= self.lake.commit_rows:
+                size += len(event.raw)
+        self._pending_bytes += size
+        if self.pending_rows >= self.lake.commit_rows or self._pending_bytes >= COMMIT_BYTES:
             await self.flush()
 
     @property
@@ -82,27 +131,60 @@ class LakeSink:
         return sum(len(events) for events in self._pending.values())
 
     async def flush(self) -> None:
+        if self._commit is not None:  # a commit cut short by a cancelled flush: let it end
+            await self._settle_commit()
         if not self.pending_rows:
             return
         batch = {kind: events for kind, events in self._pending.items() if events}
+        self._pending = {name: [] for name in EVENT_TABLES}
+        self._pending_bytes = 0
+        self._committing = batch
+        self._committed_kinds = []
+        self._commit = _run_in_daemon_thread(lambda: self._commit_sync(batch))
+        await self._settle_commit()
+
+    async def _settle_commit(self) -> None:
+        """Await the running commit; on failure put its uncommitted kinds back, ahead of
+        newer events, and raise. A cancellation leaves it running (``take_unflushed``)."""
+        assert self._commit is not None
         try:
-            rejected = await asyncio.to_thread(self._commit_sync, batch)
+            rejected = await asyncio.shield(self._commit)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:  # S3 down, disk full...: keep rows, retry at next flush
+            self._commit = None
+            for kind, events in self._committing.items():
+                if kind not in self._committed_kinds:
+                    self._pending[kind] = events + self._pending[kind]
+                    self._pending_bytes += sum(len(e.raw) for e in events)
+            self._committing = {}
             self.commit_failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error(
-                "lake commit of %d events failed (kept for retry): %s",
-                self.pending_rows,
-                self.last_error,
-            )
-            return
+            msg = f"lake commit of {self.pending_rows} events failed (kept for retry): {self.last_error}"
+            raise LakeCommitError(msg) from exc
+        self._commit = None
+        self._committing = {}
         for event, reason in rejected:
             await self.dead_letters.put("lake_row", reason, event.raw)
 
-    def _commit_sync(self, batch: dict[str, list[SinkEvent]]) -> list[tuple[SinkEvent, str]]:
-        """Commit each event type's tables; a type is cleared from the buffer once all its
-        tables committed, so a failure later on does not commit it twice."""
-        rejected: list[tuple[SinkEvent, str]] = []
+    def take_unflushed(self) -> list[SinkEvent]:
+        """Events not committed yet, including those of a commit still running."""
+        out: list[SinkEvent] = []
+        for kind, events in self._committing.items():
+            if kind not in self._committed_kinds:
+                out.extend(events)
+        for events in self._pending.values():
+            out.extend(events)
+        self._committing = {}
+        self._pending = {name: [] for name in EVENT_TABLES}
+        self._pending_bytes = 0
+        self._commit = None
+        return out
+
+    def _commit_sync(self, batch: dict[str, list[SinkEvent]]) -> Rejected:
+        """Commit each event type's tables (worker thread); a kind is recorded as committed
+        once all its tables are, so a failure later on does not commit it twice."""
+        rejected: Rejected = []
         for kind, events in batch.items():
             arrow_by_columns: dict[tuple[str, ...], pa.Table] = {}
             for table_name in EVENT_TABLES[kind]:
@@ -116,7 +198,7 @@ class LakeSink:
                 if arrow.num_rows:
                     self._commit_table(table_name, arrow)
                     self.rows_committed[table_name] += arrow.num_rows
-            self._pending[kind] = []
+            self._committed_kinds.append(kind)
         self.commits += 1
         self.last_commit_at = time.time()
         return rejected
@@ -124,46 +206,43 @@ class LakeSink:
     def _commit_table(self, name: str, arrow: pa.Table) -> None:
         commit_arrow(self._tables[name], arrow, LAKE_TABLES[name].partition_keys)
 
-    def _to_arrow(
-        self, table: LakeTable, events: list[SinkEvent]
-    ) -> tuple[pa.Table, list[tuple[SinkEvent, str]]]:
+    def _to_arrow(self, table: LakeTable, events: list[SinkEvent]) -> tuple[pa.Table, Rejected]:
         """Rows as Arrow, converted in C by pyarrow; only ``dt`` is computed in Python
         (cached per minute). Events with a missing key, or values pyarrow cannot convert,
         take the slow checked path (``event_to_row``) and are rejected with a reason."""
         time_column = table.time_column or "timestamp"
         cache = self._dt_cache
-        rows: list[dict[str, Any]] = []
-        for event in events:
-            stamp = event.record.get(time_column)
-            if isinstance(stamp, int):
-                minute = stamp // 60_000
-                dt = cache.get(minute)
-                if dt is None:
-                    if len(cache) > 10_000:
-                        cache.clear()
-                    dt = cache[minute] = event_dt(stamp, self.tz)
-                rows.append({**event.record, "dt": dt})
-            else:
-                rows.append(event.record)
-        schema = table.arrow_schema()
         try:
-            arrow = pa.Table.from_pylist(rows, schema=schema)
+            rows: list[dict[str, Any]] = []
+            for event in events:
+                stamp = event.record.get(time_column)
+                if isinstance(stamp, int):
+                    minute = stamp // 60_000
+                    dt = cache.get(minute)
+                    if dt is None:
+                        if len(cache) > 10_000:
+                            cache.clear()
+                        dt = cache[minute] = event_dt(stamp, self.tz)
+                    rows.append({**event.record, "dt": dt})
+                else:
+                    rows.append(event.record)
+            arrow = pa.Table.from_pylist(rows, schema=table.arrow_schema())
             keys = set(table.primary_key) | set(table.partition_keys)
             if not any(arrow.column(k).null_count for k in keys):
                 return arrow, []
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-            pass
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
+            pass  # one bad event: sort them out one by one below
         good: list[dict[str, Any]] = []
-        bad: list[tuple[SinkEvent, str]] = []
+        bad: Rejected = []
         for event in events:
             try:
                 good.append(event_to_row(table, event.record, self.tz))
-            except LakeRowError as exc:
+            except (LakeRowError, TypeError, ValueError, OverflowError) as exc:
                 bad.append((event, str(exc)))
         return rows_to_arrow(table, good), bad
 
     async def close(self) -> None:
-        if self.pending_rows:
+        if self.pending_rows:  # the runner spools them first; this is a bug guard
             log.warning("lake: %d rows were not committed at close", self.pending_rows)
 
     def stats(self) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""A bounded, ordered, on-disk FIFO of Kafka records for when the brokers are away.
+"""A bounded, ordered, on-disk FIFO of records: the Kafka sink's spool while the brokers are
+away, and every sink runner's shutdown spool (events a sink could not make durable within
+``collector.shutdown_timeout_seconds``; the next start delivers them first).
 
 Records are appended to numbered segment files (``<dir>/segment-000001.bin``) as
 length-prefixed frames ``[u32 len][u16 topic len][topic][u16 key len][key][value]``. Reading
@@ -14,6 +16,10 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+import orjson
+
+from upbitpipe.sinks.base import SinkEvent
 
 _HEADER = struct.Struct(">I")
 _SHORT = struct.Struct(">H")
@@ -136,3 +142,21 @@ class DiskSpool:
             out.append(_decode(data[start : start + length]))
             offset = start + length
         return out
+
+
+def event_to_spool(event: SinkEvent) -> SpoolRecord:
+    """A sink event as a spool record: topic = event type, key = market, value =
+    ``[u32 raw len][raw][record JSON]`` (the record keeps every field the sinks need)."""
+    return SpoolRecord(
+        topic=event.type,
+        key=event.market.encode(),
+        value=_HEADER.pack(len(event.raw)) + event.raw + orjson.dumps(event.record),
+    )
+
+
+def event_from_spool(record: SpoolRecord) -> SinkEvent:
+    (raw_len,) = _HEADER.unpack_from(record.value, 0)
+    start = _HEADER.size
+    raw = record.value[start : start + raw_len]
+    data = orjson.loads(record.value[start + raw_len :])
+    return SinkEvent(type=record.topic, market=record.key.decode(), record=data, raw=raw)
