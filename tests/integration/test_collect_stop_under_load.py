@@ -26,13 +26,13 @@ from aiokafka import AIOKafkaConsumer
 from collect_support import collector_process_env, collector_settings
 
 from conftest import KafkaFixture
+from upbitpipe.archive.capture import read_capture
 from upbitpipe.collector.runtime import run_collector
 from upbitpipe.collector.status import read_status
 from upbitpipe.config import Settings
 from upbitpipe.infra.kafka import topic_specs
 from upbitpipe.infra.kafka_admin import ensure_topics
 from upbitpipe.lake.read import read_table
-from upbitpipe.replay.capture import read_capture
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
