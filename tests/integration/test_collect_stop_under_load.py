@@ -40,7 +40,7 @@ from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
 pytestmark = pytest.mark.integration
 MARKETS = ["KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE", "KRW-ADA", "KRW-USDT"]
 TYPES = ("trade", "ticker", "orderbook")
-RUN_SECONDS = 8
+RUN_SECONDS = 6
 SHUTDOWN_SECONDS = 3
 
 
@@ -101,7 +101,20 @@ async def _next_start(tmp_path: Path, sink: str, extra: dict[str, Any]) -> dict[
                 **extra,
             },
         )
-        result = await run_collector(settings, duration=4, handle_signals=False)
+        stop = asyncio.Event()
+        run = asyncio.create_task(run_collector(settings, stop=stop, handle_signals=False))
+        status_path = settings.collector.state_dir / "status.json"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while loop.time() < deadline and not run.done():
+            await asyncio.sleep(0.5)
+            status = read_status(status_path)
+            if status and status.get("instance_id") == "run2" and status["sinks"]:
+                counters = next(iter(status["sinks"].values()))
+                if counters["stop_spool_records"] == 0 and sum(status["events"].values()) > 20:
+                    break
+        stop.set()
+        result = await asyncio.wait_for(run, timeout=60)
     return result.snapshot
 
 

@@ -35,6 +35,7 @@ from upbitpipe.sinks.spool import DiskSpool, SpoolFullError, event_from_spool, e
 log = logging.getLogger(__name__)
 
 WARN_EVERY_SECONDS = 30.0
+REPLAY_CHUNK = 20_000  # spooled events written per flush (and acknowledged) at start
 SPOOL_CHUNK = 5000  # events per spool append at shutdown (one fsync each)
 DEFAULT_SPOOL_MAX_BYTES = 4 * 1024**3
 
@@ -298,10 +299,12 @@ class SinkRunner:
             "sink %s: delivering %d events spooled at the last stop", self.sink.name, len(spool)
         )
         while not self._cutover:
-            records = await asyncio.to_thread(spool.peek, self.batch_size)
+            records = await asyncio.to_thread(spool.peek, REPLAY_CHUNK)
             if not records:
                 return
-            await self._write([event_from_spool(r) for r in records])
+            events = [event_from_spool(r) for r in records]
+            for start in range(0, len(events), self.batch_size):
+                await self._write(events[start : start + self.batch_size])
             while not await self._flush():
                 if self._cutover:
                     return
