@@ -213,8 +213,7 @@ def service(tmp_path: Path) -> tuple[CollectorService, DeadLetterBox]:
 
 
 def queued(svc: CollectorService) -> list[SinkEvent]:
-    queue = svc.runners[0].queue
-    return [queue.get_nowait() for _ in range(queue.qsize())]  # type: ignore[misc]
+    return svc.runners[0].take_buffered()
 
 
 def test_every_bad_frame_is_dead_lettered_alone_and_never_reaches_the_resume_point(

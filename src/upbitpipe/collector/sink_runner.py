@@ -110,6 +110,14 @@ class SinkRunner:
         if not self._room.is_set():
             await self._wait_for_room()
 
+    def take_buffered(self) -> list[SinkEvent]:
+        """Remove and return what waits for the writer (tests and diagnostics)."""
+        events = list(self._buffer)
+        self._buffer.clear()
+        self._bytes = 0
+        self._room.set()
+        return events
+
     def release(self) -> None:
         """Stop pausing producers: the collector is stopping, so the readers can see it
         (what they still put is drained or spooled by ``stop``)."""
