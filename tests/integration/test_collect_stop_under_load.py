@@ -44,6 +44,11 @@ RUN_SECONDS = 6
 SHUTDOWN_SECONDS = 3
 
 
+def _status(path: Path) -> dict[str, Any] | None:
+    status = read_status(path)
+    return status.model_dump() if status is not None else None
+
+
 def _first_run_under_load(
     tmp_path: Path, server: ReplayServer, sink: str, extra: dict[str, str]
 ) -> dict[str, Any]:
@@ -64,7 +69,7 @@ def _first_run_under_load(
     deadline = time.monotonic() + 90
     first_event_at = 0.0
     while time.monotonic() < deadline:
-        status = read_status(status_path)
+        status = _status(status_path)
         if status and sum(status["events"].values()) and not first_event_at:
             first_event_at = time.monotonic()
         if first_event_at and time.monotonic() - first_event_at >= RUN_SECONDS:
@@ -82,7 +87,7 @@ def _first_run_under_load(
         proc.kill()
         pytest.fail(f"no exit within {SHUTDOWN_SECONDS + 30}s of SIGTERM")
     assert proc.returncode == 0, out.decode()[-3000:]
-    final = read_status(status_path)
+    final = _status(status_path)
     assert final is not None and final["stopped"] is True, out.decode()[-3000:]
     assert all(final["events"].get(t, 0) > 0 for t in TYPES), final["events"]
     return final
@@ -108,14 +113,14 @@ async def _next_start(tmp_path: Path, sink: str, extra: dict[str, Any]) -> dict[
         deadline = loop.time() + 120
         while loop.time() < deadline and not run.done():
             await asyncio.sleep(0.5)
-            status = read_status(status_path)
+            status = _status(status_path)
             if status and status.get("instance_id") == "run2" and status["sinks"]:
                 counters = next(iter(status["sinks"].values()))
                 if counters["stop_spool_records"] == 0 and sum(status["events"].values()) > 20:
                     break
         stop.set()
         result = await asyncio.wait_for(run, timeout=60)
-    return result.snapshot
+    return result.snapshot.model_dump()
 
 
 def _lake_counts(settings: Settings) -> Counter[str]:

@@ -78,7 +78,8 @@ class CollectorStatus(_StatusModel):
     dead_letters: dict[str, int] = Field(default_factory=dict)
     dead_letter_write_failures: int = 0
     connections: list[ConnectionStatus] = Field(default_factory=list)
-    # per sink: its own counters (``Sink.stats()``) plus queued / written / write_errors
+    # per sink: its own counters (``Sink.stats()``) plus the runner's (``SinkRunner.stats()``:
+    # queued, written, write_errors, backpressure_* and the stop spool's counters)
     sinks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     metrics_url: str | None = None
     stopped: bool = False
