@@ -37,7 +37,6 @@ from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
 
-pytestmark = pytest.mark.integration
 MARKETS = ["KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE", "KRW-ADA", "KRW-USDT"]
 TYPES = ("trade", "ticker", "orderbook")
 RUN_SECONDS = 6
@@ -228,6 +227,7 @@ async def test_archive_sigterm_under_load_keeps_every_event(tmp_path: Path) -> N
     assert repeats == 0, f"{repeats} frames archived twice"
 
 
+@pytest.mark.integration
 async def test_kafka_sigterm_under_load_keeps_every_event(
     tmp_path: Path, kafka_cluster: KafkaFixture
 ) -> None:
