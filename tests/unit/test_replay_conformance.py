@@ -11,7 +11,7 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidStatus
 
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
@@ -150,11 +150,12 @@ async def test_ping_text_and_protocol(server: ReplayServer) -> None:
         ('[{"type":"trade","codes":["KRW-BTC"]}]', "NO_TICKET"),
         ('[{"ticket":"x"},{"format":"SIMPLE"}]', "NO_TYPE"),
         ('[{"ticket":"x"},{"type":"trade"}]', "NO_CODES"),
-        ('[{"ticket":"x"},{"type":"trade","codes":[]}]', "NO_CODES"),
+        ('[{"ticket":"x"},{"type":"trade","codes":[]}]', "INVALID_PARAM"),
+        ('{"ticket":"x","type":"trade","codes":["KRW-BTC"]}', "WRONG_FORMAT"),
+        ("hello", "WRONG_FORMAT"),
         ('[{"ticket":"x"},{"type":"candle.1s","codes":["KRW-BTC"]}]', "INVALID_PARAM"),
         ('[{"ticket":"x"},{"type":"trade","codes":"KRW-BTC"}]', "INVALID_PARAM"),
         ('[{"ticket":"x"},{"type":"trade","codes":["KRW-BTC"]},{"format":"XML"}]', "INVALID_PARAM"),
-        ('[{"ticket":"x"},{"type":"trade","codes":["krw-btc"]}]', "INVALID_PARAM"),
     ],
 )
 async def test_bad_requests_get_error_frames(
@@ -165,19 +166,29 @@ async def test_bad_requests_get_error_frames(
         frame = parse_frame(await _recv(ws))
         assert isinstance(frame, ErrorFrame)
         assert frame.name == name
-        # the connection stays usable
-        await ws.send('[{"ticket":"ok"},{"type":"trade","codes":["KRW-BTC"]}]')
-        await _events(ws, 1)
+        # as on Upbit, the server then closes the connection (1000) itself
+        with pytest.raises(ConnectionClosedOK):
+            await asyncio.wait_for(ws.recv(), 3)
+        assert ws.close_code == 1000
+
+
+async def test_unknown_and_lower_case_codes_are_accepted_and_never_sent(
+    server: ReplayServer,
+) -> None:
+    async with connect(server.ws_url) as ws:
+        await ws.send('[{"ticket":"u"},{"type":"trade","codes":["krw-btc","KRW-NOPE","KRW-BTC"]}]')
+        markets = {event.market for _, event in await _events(ws, 10)}
+        assert markets == {"KRW-BTC"}
 
 
 async def test_idle_connection_is_closed() -> None:
     async with ReplayServer(_options(idle_timeout_seconds=0.3)) as srv:
         async with connect(srv.ws_url) as ws:
             started = time.monotonic()
-            with pytest.raises(ConnectionClosed):
+            with pytest.raises(ConnectionClosedError):
                 await asyncio.wait_for(ws.recv(), 3)
             assert 0.25 <= time.monotonic() - started < 2.0
-            assert ws.close_reason == "idle timeout"
+            assert ws.close_code == 1006  # cut without a close frame, as Upbit does
 
 
 async def test_pinging_client_stays_connected() -> None:

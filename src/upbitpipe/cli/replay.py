@@ -91,8 +91,9 @@ def serve(
         float, typer.Option("--stall-seconds", help="... for this long.")
     ] = 5.0,
     idle_timeout: Annotated[
-        float, typer.Option("--idle-timeout", help="Close silent connections after T s.")
-    ] = 120.0,
+        float,
+        typer.Option("--idle-timeout", help="Cut silent connections after T s (as Upbit: 60)."),
+    ] = 60.0,
     no_limits: Annotated[
         bool, typer.Option("--no-limits", help="Disable Upbit-like connect/subscribe/REST limits.")
     ] = False,

@@ -65,7 +65,7 @@ def _decimals(tick: float) -> int:
 def snap(price: float) -> float:
     """Round a price onto the tick grid (and strip float noise)."""
     tick = tick_size(price)
-    return round(round(price / tick) * tick, _decimals(tick))
+    return float(round(round(price / tick) * tick, _decimals(tick)))  # JSON floats, as Upbit
 
 
 def market_names(market: str) -> tuple[str, str]:

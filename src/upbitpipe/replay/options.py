@@ -65,7 +65,7 @@ class ReplayOptions:
     clock_start_ms: int | None = None
     gap_trade_rate: float | None = None
     # protocol and limits
-    idle_timeout_seconds: float = 120.0
+    idle_timeout_seconds: float = 60.0  # Upbit documents 120 s; it cuts at about 60 s
     connect_per_second: float | None = 5.0
     subscribe_per_second: float | None = 5.0
     subscribe_per_minute: int | None = 100

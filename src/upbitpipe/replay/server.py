@@ -37,7 +37,7 @@ from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.rest_api import RestApi
 from upbitpipe.replay.rest_faults import RestFaults
 from upbitpipe.replay.session import ClientSession, ReplayConnection
-from upbitpipe.replay.sources import run_capture, run_synthetic
+from upbitpipe.replay.sources import capture_markets, run_capture, run_synthetic
 from upbitpipe.replay.subscription import RequestError, parse_request
 from upbitpipe.replay.tradebook import TradeStore
 
@@ -58,7 +58,8 @@ class ReplayServer:
         self.trades = TradeStore(self.options.trades_kept)
         self.sessions: set[ClientSession] = set()
         self._latest: dict[tuple[str, str], WireEvent] = {}
-        self._markets: list[str] = list(self.options.markets)
+        # a capture lists the markets it holds (scanned at start), not the synthetic default
+        self._markets: list[str] = [] if self.options.capture else list(self.options.markets)
         self.clock = MarketClock(self.options.clock_start_ms)
         self.market: SyntheticMarket | None = None
         if self.options.capture is None:
@@ -119,6 +120,7 @@ class ReplayServer:
                 options.host,
                 options.port,
                 process_request=self._process_request,
+                process_response=self._process_response,
                 create_connection=ReplayConnection,
                 compression="deflate" if options.compression else None,
                 ping_interval=None,  # Upbit does not ping clients; clients keep themselves alive
@@ -130,6 +132,10 @@ class ReplayServer:
         except OSError as exc:
             msg = f"replay server cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
             raise ServiceUnavailableError(msg) from None
+        if options.capture is not None:
+            for market in await asyncio.to_thread(capture_markets, options.capture):
+                if market not in self._markets:
+                    self._markets.append(market)
         self._port = self._server.sockets[0].getsockname()[1]
         self._started_at = time.monotonic()
         if options.rest_refuse_seconds:
@@ -427,7 +433,9 @@ class ReplayServer:
         client = str((connection.remote_address or ("?",))[0])
         path = request.path.partition("?")[0].rstrip("/")
         if path == WS_PATH:
-            allowed, _ = self._connects.take(client)
+            allowed, remaining = self._connects.take(client)
+            if isinstance(connection, ReplayConnection):
+                connection.remaining_connects = remaining
             if not allowed:
                 self.stats["connections_rejected"] += 1
                 return json_response(
@@ -438,6 +446,16 @@ class ReplayServer:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return json_response(404, {"error": {"name": "not_found", "message": "use " + WS_PATH}})
         return self._rest.handle(client, request)
+
+    def _process_response(
+        self, connection: ServerConnection, _request: Request, response: Response
+    ) -> Response:
+        """Upgrade answers carry Upbit's connect budget headers, as the live service sends."""
+        if response.status_code == 101:
+            remaining = getattr(connection, "remaining_connects", 0)
+            response.headers["Remaining-Req"] = f"group=websocket; min=300; sec={remaining}"
+            response.headers["limit-by-ip"] = "Yes"
+        return response
 
     async def _handle_ws(self, ws: ServerConnection) -> None:
         self._session_seq += 1
@@ -481,6 +499,7 @@ class ReplayServer:
         except RequestError as exc:
             self.stats["request_errors"] += 1
             session.send_control(error_frame(exc.name, exc.message))
+            session.close_after_error()
             return
         self.stats["subscriptions"] += 1
         self._subscribed.set()

@@ -41,6 +41,7 @@ class ReplayConnection(ServerConnection):
     """A server connection that notes when anything (data, ping, pong) was last received."""
 
     last_rx: float = 0.0
+    remaining_connects: int = 0  # this second's connect budget left, for the upgrade headers
 
     def process_event(self, event: object) -> None:
         self.last_rx = time.monotonic()
@@ -235,7 +236,11 @@ class ClientSession:
                 return
 
     async def watch_idle(self) -> None:
-        """Close after ``idle_timeout_seconds`` with nothing sent or received (Upbit: 120 s)."""
+        """Cut the connection after ``idle_timeout_seconds`` with nothing sent or received.
+
+        Upbit documents 120 s, but a probe of the live service saw idle sockets cut at about
+        60 s, as a TCP close without a close frame (1006); the twin does the same.
+        """
         idle = self.options.idle_timeout_seconds
         step = min(max(idle / 4, 0.05), 5.0)
         ws = self.ws
@@ -244,5 +249,18 @@ class ClientSession:
             last_rx = getattr(ws, "last_rx", 0.0)
             if time.monotonic() - max(self.last_tx, last_rx) >= idle:
                 self.stats["idle_closes"] += 1
-                await ws.close(1000, "idle timeout")
+                transport = ws.transport
+                if transport is not None:
+                    transport.abort()
                 return
+
+    def close_after_error(self, delay: float = 0.15) -> None:
+        """Upbit closes (1000) a connection about 150 ms after it sent an error frame."""
+        if self.closing is None:
+            self.routes = {}
+            self.queue.clear()
+            self.closing = asyncio.get_running_loop().create_task(self._close_later(delay))
+
+    async def _close_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self.ws.close(1000)

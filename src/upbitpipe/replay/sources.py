@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,6 +92,23 @@ async def _run_unlimited(
             continue
         dispatch(market.generate(_UNLIMITED_BATCH, clock()))
         await asyncio.sleep(0)
+
+
+_CODE = re.compile(rb'"(?:code|cd)"\s*:\s*"([A-Za-z0-9-]+)"')
+
+
+def capture_markets(path: Path) -> list[str]:
+    """Every market a capture holds, in order of first appearance (a cheap scan, no parse).
+
+    ``/v1/market/all`` of a replayed capture lists them all from the start, before the
+    playback reached them, as Upbit lists every market whether it traded lately or not.
+    """
+    seen: dict[str, None] = {}
+    for _, frame in read_capture(path):
+        match = _CODE.search(frame)
+        if match:
+            seen.setdefault(match.group(1).decode(), None)
+    return list(seen)
 
 
 def _take(iterator: Iterator[tuple[int, bytes]], n: int) -> list[tuple[int, bytes]]:

@@ -1,9 +1,12 @@
-"""Server-side reading of a subscribe request, with Upbit's error names.
+"""Server-side reading of a subscribe request, with Upbit's error names and fixed messages.
 
 Accepted: ``[{"ticket": ...}, {"type": ..., "codes": [...], "is_only_snapshot"|
 "isOnlySnapshot": bool, "is_only_realtime"|"isOnlyRealtime": bool}, ..., {"format": ...}]``
 with the format object anywhere after the ticket (cryptofeed sends it second). Orderbook
 codes may carry a depth suffix ``KRW-BTC.15`` (1, 5, 15 or 30; anything else means 30).
+As on Upbit, a JSON object instead of an array is ``WRONG_FORMAT``, and codes Upbit does
+not list (``KRW-NOPE``, lower case ``krw-btc``) are accepted and simply never sent.
+Messages are the ones Upbit documents (docs.upbit.com "websocket error").
 """
 
 from __future__ import annotations
@@ -60,6 +63,13 @@ class Subscription:
         ]
 
 
+WRONG_FORMAT = "Format 이 맞지 않습니다."
+NO_TICKET = "티켓이 존재하지 않거나, 유효하지 않습니다."
+NO_TYPE = "type 필드가 존재하지 않습니다."
+NO_CODES = "codes 필드가 존재하지 않습니다."
+EMPTY_CODES = "codes 필드가 비어 있습니다."
+
+
 def _flag(item: dict[str, Any], snake: str, camel: str) -> bool:
     value = item.get(snake, item.get(camel, False))
     if not isinstance(value, bool):
@@ -68,8 +78,10 @@ def _flag(item: dict[str, Any], snake: str, camel: str) -> bool:
 
 
 def _codes(kind: str, raw: Any) -> dict[str, int]:
-    if raw is None or raw == []:
-        raise RequestError(name="NO_CODES", message=f"codes are missing for type {kind}")
+    if raw is None:
+        raise RequestError(name="NO_CODES", message=NO_CODES)
+    if raw == []:
+        raise RequestError(name="INVALID_PARAM", message=EMPTY_CODES)
     if not isinstance(raw, list) or not all(isinstance(code, str) for code in raw):
         raise RequestError(name="INVALID_PARAM", message="codes must be a list of strings")
     codes: dict[str, int] = {}
@@ -80,11 +92,9 @@ def _codes(kind: str, raw: Any) -> dict[str, int]:
             if kind != "orderbook" or not suffix.isdigit():
                 raise RequestError(name="INVALID_PARAM", message=f"invalid code {code!r}")
             depth = int(suffix) if int(suffix) in ORDERBOOK_DEPTHS else DEFAULT_ORDERBOOK_DEPTH
-        if not market or market != market.upper():
-            raise RequestError(
-                name="INVALID_PARAM", message=f"codes must be upper case, got {code!r}"
-            )
-        codes[market] = depth
+        if not market:
+            raise RequestError(name="INVALID_PARAM", message=EMPTY_CODES)
+        codes[market] = depth  # unknown or lower-case codes: accepted, never sent
     return codes
 
 
@@ -93,28 +103,28 @@ def parse_request(raw: bytes | str) -> Subscription:
     try:
         request = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise RequestError(name="WRONG_FORMAT", message="request is not JSON") from None
-    if isinstance(request, dict):
-        request = [request]
+        raise RequestError(name="WRONG_FORMAT", message=WRONG_FORMAT) from None
     if not isinstance(request, list) or not request:
-        raise RequestError(name="WRONG_FORMAT", message="request must be a JSON array of objects")
+        raise RequestError(name="WRONG_FORMAT", message=WRONG_FORMAT)
     if not all(isinstance(item, dict) for item in request):
-        raise RequestError(name="WRONG_FORMAT", message="request must be a JSON array of objects")
+        raise RequestError(name="WRONG_FORMAT", message=WRONG_FORMAT)
     tickets = [item["ticket"] for item in request if "ticket" in item]
     if not tickets or not isinstance(tickets[0], str) or not tickets[0]:
-        raise RequestError(name="NO_TICKET", message="ticket is missing")
+        raise RequestError(name="NO_TICKET", message=NO_TICKET)
     subscription = Subscription(ticket=tickets[0])
     for item in request:
         if "format" in item:
             fmt = item["format"]
             if fmt not in FORMATS:
-                raise RequestError(name="INVALID_PARAM", message=f"unknown format {fmt!r}")
+                raise RequestError(
+                    name="INVALID_PARAM", message=f"{fmt}은 지원하지 않는 포맷입니다."
+                )
             subscription.format = fmt
         if "type" not in item:
             continue
         kind = item["type"]
         if kind not in EVENT_TYPES:
-            raise RequestError(name="INVALID_PARAM", message=f"unknown type {kind!r}")
+            raise RequestError(name="INVALID_PARAM", message=f"{kind} 은 지원하지 않는 타입입니다.")
         only_snapshot = _flag(item, "is_only_snapshot", "isOnlySnapshot")
         only_realtime = _flag(item, "is_only_realtime", "isOnlyRealtime")
         subscription.types.append(
@@ -126,5 +136,5 @@ def parse_request(raw: bytes | str) -> Subscription:
             )
         )
     if not subscription.types:
-        raise RequestError(name="NO_TYPE", message="no type object in the request")
+        raise RequestError(name="NO_TYPE", message=NO_TYPE)
     return subscription

@@ -124,6 +124,9 @@ class TradeStore:
         for columns in self._markets.values():
             columns.drop_first(bisect_left(columns.ts, floor))
 
+    def columns_of(self, market: str) -> TradeColumns | None:
+        return self._markets.get(market)
+
     def markets(self) -> list[str]:
         return list(self._markets)
 
