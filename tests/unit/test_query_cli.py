@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -179,6 +180,21 @@ def test_missing_lake_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sql", "SELECT 1", "--warehouse", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert f"no lake at {tmp_path / 'none'}" in result.stderr
+
+
+def test_unreachable_s3_fails_fast_in_one_line() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        "UPBITPIPE_LAKE__WAREHOUSE": "s3://upbit-lake/warehouse",
+        "UPBITPIPE_S3__ENDPOINT": f"http://127.0.0.1:{port}",
+    }
+    started = time.monotonic()
+    result = runner.invoke(app, ["sql", "SELECT count() FROM trade"], env=env)
+    assert result.exit_code == 1
+    assert f"s3 at http://127.0.0.1:{port} is not reachable" in result.stderr
+    assert time.monotonic() - started < 30, "must not hang on a dead endpoint"  # a hang guard
 
 
 def test_bare_chart_gets_the_terminal_value() -> None:

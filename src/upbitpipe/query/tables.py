@@ -27,7 +27,7 @@ import pyarrow as pa
 from upbitpipe.clickhouse.schema import ORDERBOOK, TICKER, TRADE, TopicSchema
 from upbitpipe.config import Settings, reveal
 from upbitpipe.errors import UpbitpipeError
-from upbitpipe.lake.tables import lake_catalog_options
+from upbitpipe.lake.catalog import open_catalog
 from upbitpipe.query.errors import LakeEmptyError, LakeMissingError
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,8 @@ class Lake:
         """The pypaimon catalog; raises when the warehouse is missing or unreachable."""
         if self._catalog is None:
             self._check_reachable()
-            from pypaimon import CatalogFactory
-
             try:
-                self._catalog = CatalogFactory.create(lake_catalog_options(self.settings))
+                self._catalog = open_catalog(self.settings, create=False)
             except Exception as exc:  # pypaimon/pyarrow errors: one line
                 raise _lake_error(self.where, "open", exc) from None
         return self._catalog
