@@ -105,3 +105,17 @@ def test_rich_table() -> None:
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "9007199254740993" in text and "2026-11-28 09:01:02.345" in text
     assert "NULL" in text and "2 rows" in text
+
+
+def test_rich_table_too_wide_becomes_one_block_per_row() -> None:
+    console = Console(file=io.StringIO(), width=40, color_system=None)
+    console.print(rich_table(RESULT, console.width))
+    lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert [line.split()[0] for line in lines if line.strip()] == [
+        "row",
+        "market",
+        "n",
+        "price",
+        "time",
+    ] * 2 + ["2"]
+    assert max(len(line.rstrip()) for line in lines) <= 40

@@ -244,12 +244,14 @@ def _write_rows(engine: SqlEngine, result: pa.Table, target: _Output) -> None:
 
     if target.fmt == "table":
         if target.stream is None:
-            Console().print(rich_table(result))
+            console = Console()
+            console.print(rich_table(result, console.width))
         else:
             import io
 
             buffer = io.StringIO()
-            Console(file=buffer, width=200, color_system=None).print(rich_table(result))
+            console = Console(file=buffer, width=200, color_system=None)
+            console.print(rich_table(result, console.width))
             target.stream.write(buffer.getvalue().encode())
         return
     data = encode(result, target.fmt, engine.render)

@@ -14,7 +14,9 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
+from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from upbitpipe.errors import UpbitpipeError
 
@@ -77,17 +79,43 @@ def encode(result: pa.Table, fmt: str, render: Renderer) -> bytes:
     return render(result, ch_format, settings)
 
 
-def rich_table(result: pa.Table, title: str | None = None) -> Table:
-    """A rich table of the result: numbers right-aligned, NULL dimmed, row count below."""
+def rich_table(result: pa.Table, width: int | None = None) -> RenderableType:
+    """The result for a person: a table, or one block per row (``column  value`` lines,
+    like ClickHouse's ``Vertical`` format) when the table would not fit in ``width``."""
     rows = result.num_rows
     caption = f"{rows} row{'s' if rows != 1 else ''}"
-    table = Table(title=title, caption=caption, show_lines=False, header_style="bold")
+    cells = [[_cell(v) for v in row.values()] for row in result.to_pylist()]
     numeric = [_is_numeric(f.type) for f in result.schema]
+    if width is not None and _natural_width(result.column_names, cells) > width:
+        return _vertical(result.column_names, cells, numeric, caption)
+    table = Table(caption=caption, header_style="bold")
     for name, right in zip(result.column_names, numeric, strict=True):
         table.add_column(name, justify="right" if right else "left", overflow="fold")
-    for row in result.to_pylist():
-        table.add_row(*(_cell(v) for v in row.values()))
+    for row_cells in cells:
+        table.add_row(*row_cells)
     return table
+
+
+def _natural_width(names: list[str], cells: list[list[str]]) -> int:
+    widths = [len(n) for n in names]
+    for row in cells:
+        widths = [max(w, Text.from_markup(c).cell_len) for w, c in zip(widths, row, strict=True)]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _vertical(names: list[str], cells: list[list[str]], numeric: list[bool], caption: str) -> Group:
+    blocks: list[RenderableType] = []
+    for i, row in enumerate(cells, 1):
+        block = Table(
+            title=f"row {i}", title_justify="left", show_header=False, box=None, pad_edge=False
+        )
+        block.add_column(style="bold", no_wrap=True)
+        block.add_column(overflow="fold")
+        for name, value in zip(names, row, strict=True):
+            block.add_row(name, value)
+        blocks.append(block)
+    blocks.append(Text(caption, style="dim"))
+    return Group(*blocks)
 
 
 def _is_numeric(kind: pa.DataType) -> bool:
