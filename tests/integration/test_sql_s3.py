@@ -66,7 +66,7 @@ def test_missing_bucket_and_refused_keys_are_one_line(tmp_path: Path, s3_server:
         app, ["sql", "SELECT 1"], env=s3_env(s3_server, f"s3://nope-{uuid.uuid4().hex[:8]}/w")
     )
     assert missing.exit_code == 1
-    assert "no lake at s3://nope-" in missing.stderr and "does not exist" in missing.stderr
+    assert "bucket 'nope-" in missing.stderr and "does not exist" in missing.stderr
     refused = runner.invoke(
         app, ["sql", "SELECT 1"], env=s3_env(s3_server, "s3://upbit-lake/w", secret="wrong-secret")
     )

@@ -20,20 +20,16 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 
 from upbitpipe.clickhouse.schema import ORDERBOOK, TICKER, TRADE, TopicSchema
-from upbitpipe.config import Settings, reveal
+from upbitpipe.config import Settings
 from upbitpipe.errors import UpbitpipeError
 from upbitpipe.lake.catalog import open_catalog
 from upbitpipe.query.errors import LakeEmptyError, LakeMissingError
 
 log = logging.getLogger(__name__)
-
-#: Seconds an S3 endpoint gets to answer before the lake counts as unreachable.
-S3_PROBE_TIMEOUT = 3.0
 
 _TOPIC_OF: dict[str, TopicSchema] = {
     "trade": TRADE,
@@ -77,6 +73,8 @@ class Lake:
             self._check_reachable()
             try:
                 self._catalog = open_catalog(self.settings, create=False)
+            except UpbitpipeError:
+                raise
             except Exception as exc:  # pypaimon/pyarrow errors: one line
                 raise _lake_error(self.where, "open", exc) from None
         return self._catalog
@@ -111,27 +109,13 @@ class Lake:
         return arrow
 
     def _check_reachable(self) -> None:
+        """A local warehouse must exist (an ``s3://`` one is checked by ``open_catalog``:
+        endpoint, keys and bucket, within seconds)."""
         lake = self.settings.lake
-        if not lake.is_s3:
-            path = Path(lake.warehouse.removeprefix("file://")).expanduser()
-            if not path.is_dir():
-                msg = f"no lake at {lake.warehouse}: run `upbitpipe collect` or `upbitpipe demo` first, or set lake.warehouse"
-                raise LakeMissingError(msg)
+        if lake.is_s3:
             return
-        from upbitpipe.storage.buckets import make_client, s3_call
-
-        s3 = self.settings.s3
-        endpoint = str(s3.endpoint).rstrip("/")
-        bucket = urlsplit(lake.warehouse).netloc
-        client = make_client(
-            endpoint,
-            reveal(s3.access_key) or "",
-            reveal(s3.secret_key) or "",
-            s3.region,
-            timeout=S3_PROBE_TIMEOUT,
-        )
-        if not s3_call(endpoint, f"look up bucket {bucket}", lambda: client.bucket_exists(bucket)):
-            msg = f"no lake at {lake.warehouse}: bucket {bucket} does not exist on {endpoint} (`upbitpipe buckets init`, then collect)"
+        if not Path(lake.warehouse.removeprefix("file://")).expanduser().is_dir():
+            msg = f"no lake at {lake.warehouse}: run `upbitpipe collect` or `upbitpipe demo` first, or set lake.warehouse"
             raise LakeMissingError(msg)
 
 
