@@ -72,9 +72,9 @@ class SinkRunner:
         self._clean = False  # the writer drained everything and the final flush succeeded
         self._spool: DiskSpool | None = None
         self._task: asyncio.Task[None] | None = None
-        self._written_trade_ms: dict[str, int] = {}
-        self.durable_trade_ms: dict[str, int] = {}
-        self.written = 0
+        self.put_count = 0  # events put, in order
+        self.written = 0  # of those, how many (a prefix) the sink accepted
+        self.durable_events = 0  # of those, how many (a prefix) are durable: flushed or spooled
         self.write_errors = 0
         self.backpressure_pauses = 0
         self.backpressure_seconds = 0.0
@@ -90,6 +90,7 @@ class SinkRunner:
         """Buffer one event; waits (backpressure) while the buffer is over its bound."""
         self._buffer.append(event)
         self._bytes += len(event.raw)
+        self.put_count += 1
         self._wakeup.set()
         if (
             len(self._buffer) >= self.max_events or self._bytes >= self.max_bytes
@@ -102,6 +103,7 @@ class SinkRunner:
         """Buffer a batch (one bound check for all of it); waits like ``put``."""
         self._buffer.extend(events)
         self._bytes += sum(len(e.raw) for e in events)
+        self.put_count += len(events)
         self._wakeup.set()
         if (
             len(self._buffer) >= self.max_events or self._bytes >= self.max_bytes
@@ -248,7 +250,7 @@ class SinkRunner:
             self._room.set()
         return batch
 
-    async def _write(self, batch: list[SinkEvent]) -> None:
+    async def _write(self, batch: list[SinkEvent], *, live: bool = True) -> None:
         # A sink must not raise for a destination outage (it spools); if it raises anyway
         # the batch is retried so nothing is dropped silently (until the shutdown cutover).
         # A write cancelled inside the sink leaves the batch to the sink (``take_unflushed``);
@@ -265,35 +267,31 @@ class SinkRunner:
                     len(batch),
                     delay,
                 )
-                if self._cutover:
+                if self._cutover and live:
                     self._buffer.extendleft(reversed(batch))
                     return
                 try:
                     await asyncio.sleep(delay)
                 except asyncio.CancelledError:
-                    self._buffer.extendleft(reversed(batch))
+                    if live:
+                        self._buffer.extendleft(reversed(batch))
                     raise
                 delay = min(delay * 2, 30.0)
                 continue
-            self.written += len(batch)
-            marks = self._written_trade_ms
-            for event in batch:
-                if event.type == "trade":
-                    ts = event.record.get("trade_timestamp")
-                    if isinstance(ts, int) and ts > marks.get(event.market, 0):
-                        marks[event.market] = ts
+            if live:
+                self.written += len(batch)
             return
 
     async def _flush(self) -> bool:
         """Flush the sink; on success everything written so far is durable."""
-        marks = dict(self._written_trade_ms)
+        written = self.written
         try:
             await self.sink.flush()
         except Exception as exc:
             self.write_errors += 1
             log.error("sink %s: flush failed: %s: %s", self.sink.name, type(exc).__name__, exc)
             return False
-        self.durable_trade_ms.update(marks)
+        self.durable_events = written
         return True
 
     # -- stop spool ------------------------------------------------------------------
@@ -312,7 +310,7 @@ class SinkRunner:
                 return
             events = [event_from_spool(r) for r in records]
             for start in range(0, len(events), self.batch_size):
-                await self._write(events[start : start + self.batch_size])
+                await self._write(events[start : start + self.batch_size], live=False)
             while not await self._flush():
                 if self._cutover:
                     return
@@ -325,6 +323,7 @@ class SinkRunner:
         self._buffer.clear()
         self._bytes = 0
         if not leftovers:
+            self.durable_events = self.put_count
             return
         if self._spool is None:
             self.lost_at_stop += len(leftovers)
@@ -350,19 +349,10 @@ class SinkRunner:
                 exc,
             )
             return
-        self.durable_trade_ms.update(self._written_trade_ms)
-        self._mark_durable(leftovers)
+        self.durable_events = self.put_count
         log.warning(
             "sink %s: %d events spooled to %s; the next start delivers them first",
             self.sink.name,
             len(leftovers),
             self.spool_dir,
         )
-
-    def _mark_durable(self, events: Sequence[SinkEvent]) -> None:
-        marks = self.durable_trade_ms
-        for event in events:
-            if event.type == "trade":
-                ts = event.record.get("trade_timestamp")
-                if isinstance(ts, int) and ts > marks.get(event.market, 0):
-                    marks[event.market] = ts
