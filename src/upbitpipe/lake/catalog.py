@@ -15,8 +15,6 @@ def open_catalog(settings: Settings, *, create: bool = True) -> Any:
     ``create``: make a missing local warehouse directory (writers); readers pass ``False`` so
     that a mistyped path is not silently turned into an empty lake.
     """
-    from pypaimon import CatalogFactory
-
     options = lake_catalog_options(settings)
     if create and not settings.lake.is_s3:
         Path(options["warehouse"]).mkdir(parents=True, exist_ok=True)
@@ -27,4 +25,6 @@ def open_catalog(settings: Settings, *, create: bool = True) -> Any:
         check_warehouse_bucket(
             s3, settings.lake.warehouse, reveal(s3.access_key) or "", reveal(s3.secret_key) or ""
         )
+    from pypaimon import CatalogFactory
+
     return CatalogFactory.create(options)
