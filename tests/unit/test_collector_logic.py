@@ -118,3 +118,15 @@ def test_spool_ignores_a_torn_tail(tmp_path: Path) -> None:
         b"v1",
         b"v2",
     ]
+
+
+def test_dedup_forgets_keys_older_than_its_time_window() -> None:
+    now = [0.0]
+    dedup = Deduplicator(capacity=10**6, window_seconds=60, clock=lambda: now[0])
+    assert dedup.first_time(("trade", "KRW-BTC", 1))
+    now[0] = 61
+    assert dedup.first_time(("trade", "KRW-BTC", 2))  # retires the first generation...
+    assert not dedup.first_time(("trade", "KRW-BTC", 1))  # ...which is still consulted
+    now[0] = 122
+    assert dedup.first_time(("trade", "KRW-BTC", 3))
+    assert dedup.first_time(("trade", "KRW-BTC", 1)), "older than two windows: forgotten"

@@ -8,8 +8,8 @@ between distinct updates of the same millisecond.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable
 from typing import Any
 
 
@@ -37,21 +37,44 @@ def event_key(event_type: str, market: str, data: dict[str, Any]) -> Hashable:
 
 
 class Deduplicator:
-    """First-seen wins; remembers the last ``capacity`` keys (LRU by insertion)."""
+    """First-seen wins, over a window bounded by count and by time.
 
-    def __init__(self, capacity: int) -> None:
+    Keys are kept as their 64-bit hashes in two generations of sets (~60 bytes a key
+    instead of ~340 for the tuples in an ordered dict: 200,000 keys hold ~12 MB, reached
+    after a few minutes at 1,000 msgs/s, and then memory stays flat). A generation is
+    retired when it holds ``capacity / 2`` keys or is ``window_seconds`` old, so a key is
+    remembered for at least the last ``capacity / 2`` keys (or ``window_seconds``) and
+    at most ``capacity`` keys. Two distinct events share a hash with a chance of about
+    ``capacity / 2**64`` each - far below any other loss.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        window_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.capacity = capacity
-        self._seen: OrderedDict[Hashable, None] = OrderedDict()
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._generation = max(1, capacity // 2)
+        self._current: set[int] = set()
+        self._previous: set[int] = set()
+        self._started = clock()
         self.duplicates = 0
 
     def first_time(self, key: Hashable) -> bool:
-        if key in self._seen:
+        digest = hash(key)
+        if digest in self._current or digest in self._previous:
             self.duplicates += 1
             return False
-        self._seen[key] = None
-        if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
+        current = self._current
+        if len(current) >= self._generation or self._clock() - self._started >= self.window_seconds:
+            self._previous = current
+            current = self._current = set()
+            self._started = self._clock()
+        current.add(digest)
         return True
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self._current) + len(self._previous)
