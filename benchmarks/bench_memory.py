@@ -1,0 +1,139 @@
+"""Does the collector's memory stay flat? RSS of `upbitpipe collect` over a long run.
+
+Starts `upbitpipe replay serve --synthetic` with ``--markets`` synthetic KRW markets (all
+three types) at ``--rate`` msgs/s, then `upbitpipe collect` into ``--sink`` (both as their
+own processes, as users run them), samples the collector's RSS every ``--every`` seconds for
+``--minutes``, and reports start, peak, and the growth over the last half of the run (a
+least-squares slope, MB per minute). Optionally SIGTERMs at the end and reports how long the
+stop took and what was spooled.
+
+    .venv/bin/python benchmarks/bench_memory.py --markets 200 --rate 1000 --minutes 10
+    .venv/bin/python benchmarks/bench_memory.py --markets 7 --rate 0 --minutes 1 --sink lake
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from upbitpipe.infra.base import free_port, port_open
+
+
+def synthetic_markets(count: int) -> list[str]:
+    known = ["KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL", "KRW-DOGE", "KRW-ADA", "KRW-USDT"]
+    extra = [f"KRW-S{i:03d}" for i in range(max(0, count - len(known)))]
+    return (known + extra)[:count]
+
+
+def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_r = sum(r for _, r in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    cov = sum((t - mean_t) * (r - mean_r) for t, r in samples)
+    return cov / var * 60 if var else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--markets", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=1000, help="msgs/s; 0 = as fast as read")
+    ap.add_argument("--minutes", type=float, default=10)
+    ap.add_argument("--every", type=float, default=5)
+    ap.add_argument("--sink", default="archive", help="lake, kafka or archive")
+    ap.add_argument("--kafka", default=None, help="bootstrap servers for --sink kafka")
+    ap.add_argument("--json", type=Path, default=None, help="also write the result here")
+    args = ap.parse_args()
+
+    cli = str(Path(sys.executable).with_name("upbitpipe"))
+    markets = synthetic_markets(args.markets)
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-mem-") as tmp:
+        server = subprocess.Popen(
+            [cli, "replay", "serve", "--synthetic", "--markets", ",".join(markets)]
+            + ["--rate", str(args.rate), "--port", str(port), "--host", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_")},
+            "UPBITPIPE_UPBIT__WEBSOCKET_URL": f"ws://127.0.0.1:{port}/websocket/v1",
+            "UPBITPIPE_UPBIT__REST_URL": f"http://127.0.0.1:{port}",
+            "UPBITPIPE_COLLECTOR__STATE_DIR": f"{tmp}/state",
+            "UPBITPIPE_LAKE__WAREHOUSE": f"{tmp}/lake",
+            "UPBITPIPE_METRICS__ENABLED": "false",
+        }
+        if args.kafka:
+            env["UPBITPIPE_KAFKA__BOOTSTRAP_SERVERS"] = args.kafka
+        log = Path(tmp) / "collect.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [cli, "collect", "--markets", ",".join(markets), "--sink", args.sink],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        ps = psutil.Process(proc.pid)
+        samples: list[tuple[float, float]] = []
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < args.minutes * 60 and proc.poll() is None:
+                samples.append((time.monotonic() - started, ps.memory_info().rss / 1e6))
+                time.sleep(args.every)
+            cpu = ps.cpu_times()
+            stop_at = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=120)
+            stop_seconds = time.monotonic() - stop_at
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            server.terminate()
+            server.wait(timeout=30)
+        status = json.loads((Path(tmp) / "state" / "status.json").read_text())
+        rss = [r for _, r in samples]
+        half = [s for s in samples if s[0] >= samples[-1][0] / 2]
+        events = sum(status["events"].values())
+        sink = status["sinks"].get(args.sink, {})
+        result = {
+            "markets": args.markets,
+            "rate": args.rate,
+            "sink": args.sink,
+            "minutes": round(samples[-1][0] / 60, 1) if samples else 0,
+            "events": events,
+            "events_per_s": round(events / max(1e-9, samples[-1][0]), 1) if samples else 0,
+            "cpu_us_per_event": round((cpu.user + cpu.system) / max(1, events) * 1e6, 1),
+            "rss_after_1min_mb": round(next((r for t, r in samples if t >= 60), rss[-1]), 1)
+            if rss
+            else 0,
+            "rss_peak_mb": round(max(rss), 1) if rss else 0,
+            "rss_last_mb": round(rss[-1], 1) if rss else 0,
+            "rss_growth_last_half_mb_per_min": round(slope_mb_per_min(half), 2),
+            "stop_seconds": round(stop_seconds, 1),
+            "exit_code": proc.returncode,
+            "backpressure_pauses": sink.get("backpressure_pauses"),
+            "spooled_at_stop": sink.get("spooled_at_stop"),
+            "lost_at_stop": sink.get("lost_at_stop"),
+        }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
