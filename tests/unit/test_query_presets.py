@@ -11,17 +11,33 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from sql_support import BTC_TRADES, ETH_MOVE_PCT, SPREAD, LakeContent, fill_lake
+from sql_support import BTC_TRADES, ETH_MOVE_PCT, SPREAD, LakeContent, fill_lake, trade_event
 
 from upbitpipe.config import Settings, load_settings
 from upbitpipe.errors import UpbitpipeError
+from upbitpipe.lake.tables import (
+    LAKE_TABLES,
+    ensure_tables,
+    event_to_row,
+    lake_catalog_options,
+    rows_to_arrow,
+)
+from upbitpipe.lake.write import commit_arrow
 from upbitpipe.query.engine import SqlEngine
-from upbitpipe.query.presets import PRESETS, Preset, PresetParams, parse_duration, parse_markets
+from upbitpipe.query.presets import (
+    PRESETS,
+    Preset,
+    PresetParams,
+    parse_duration,
+    parse_markets,
+    partition_floor,
+)
 from upbitpipe.query.tables import Lake
 
 pytest.importorskip("chdb")
@@ -175,3 +191,40 @@ def test_parse_markets() -> None:
     assert parse_markets(["krw-btc,KRW-ETH", "KRW-BTC"]) == ("KRW-BTC", "KRW-ETH")
     with pytest.raises(UpbitpipeError, match="not a market code"):
         parse_markets(["BTC'; DROP TABLE trade; --"])
+
+
+def test_partition_floor() -> None:
+    now = datetime(2026, 11, 28, 0, 30, tzinfo=UTC)
+    assert partition_floor(3600, "UTC", now) == "2026-11-26"  # 23:30 the day before, minus a day
+    assert partition_floor(60, "Asia/Seoul", now) == "2026-11-27"  # 09:29 KST, minus a day
+
+
+def test_a_preset_reads_only_the_partitions_of_its_range(tmp_path: Path) -> None:
+    from pypaimon import CatalogFactory
+
+    settings = load_settings(overrides={"lake.warehouse": str(tmp_path / "lake")}, env={}).settings
+    (tmp_path / "lake").mkdir()
+    catalog = CatalogFactory.create(lake_catalog_options(settings))
+    ensure_tables(catalog, "upbit")
+    now_ms = int(time.time() * 1000)
+    layout = LAKE_TABLES["trade"]
+    events = [
+        trade_event("KRW-BTC", i, now_ms - 5 * 86_400_000 + i, 100.0, "upbit_websocket")
+        for i in range(50)
+    ]
+    events += [
+        trade_event("KRW-BTC", 100 + i, now_ms - 30_000 + i, 100.0 + i, "upbit_websocket")
+        for i in range(3)
+    ]
+    rows = [event_to_row(layout, e, UTC) for e in events]
+    commit_arrow(
+        catalog.get_table("upbit.trade"), rows_to_arrow(layout, rows), layout.partition_keys
+    )
+    sql = PRESETS["price-move"].render_lake(PresetParams(300))
+    answers, counts = [], []
+    for floor in (partition_floor(300, "UTC"), None):  # chDB holds one engine at a time
+        with SqlEngine(Lake(settings), floor) as eng:
+            answers.append(eng.query(sql))
+            counts.append(eng.query("SELECT count() AS n FROM trade").to_pylist())  # type: ignore[union-attr]
+    assert answers[0] == answers[1] and answers[0] is not None and answers[0].num_rows == 1
+    assert counts == [[{"n": 3}], [{"n": 53}]]  # the old partition was not read

@@ -139,7 +139,9 @@ def sql(
     settings = cli_context(ctx).settings({"lake.warehouse": warehouse})
     _quiet_lake_reader()
     try:
-        text, title = _statement_and_title(statement, preset, market or [], since, interval)
+        text, title, min_dt = _statement_and_title(
+            statement, preset, market or [], since, interval, settings.lake.timezone
+        )
         out_fmt = _choose_format(fmt, output, chart)
     except UpbitpipeError as exc:
         fail(str(exc), code=2)
@@ -158,7 +160,7 @@ def sql(
         )
         # a domain error (unknown table, bad SQL, no lake, S3 down) propagates: the root
         # group prints it as one line with exit code 1
-        engine = stack.enter_context(SqlEngine(Lake(settings)))
+        engine = stack.enter_context(SqlEngine(Lake(settings), min_dt))
         if text is not None:
             _show(engine, text, title, target)
         elif not sys.stdin.isatty():
@@ -189,16 +191,28 @@ def _is_chart_target(value: str) -> bool:
 
 
 def _statement_and_title(
-    statement: str | None, preset: str | None, markets: list[str], since: str | None, interval: str
-) -> tuple[str | None, str]:
-    from upbitpipe.query.presets import PresetParams, get_preset, parse_duration, parse_markets
+    statement: str | None,
+    preset: str | None,
+    markets: list[str],
+    since: str | None,
+    interval: str,
+    timezone: str,
+) -> tuple[str | None, str, str | None]:
+    """The SQL to run, a title for it, and (a preset) the first ``dt`` partition it needs."""
+    from upbitpipe.query.presets import (
+        PresetParams,
+        get_preset,
+        parse_duration,
+        parse_markets,
+        partition_floor,
+    )
 
     if preset is None:
         for flag, value in (("--market", markets), ("--since", since)):
             if value:
                 msg = f"{flag} goes with --preset"
                 raise UpbitpipeError(msg)
-        return statement, (statement or "")[:80]
+        return statement, (statement or "")[:80], None
     if statement is not None:
         msg = "give either SQL or --preset, not both"
         raise UpbitpipeError(msg)
@@ -210,7 +224,8 @@ def _statement_and_title(
         markets=parse_markets(markets),
     )
     where = ", ".join(params.markets) or "all markets"
-    return chosen.render_lake(params), f"{chosen.name}: {where}, last {span} (UTC)"
+    title = f"{chosen.name}: {where}, last {span} (UTC)"
+    return chosen.render_lake(params), title, partition_floor(params.since_seconds, timezone)
 
 
 def _choose_format(fmt: str | None, output: Path | None, chart: str | None) -> str:

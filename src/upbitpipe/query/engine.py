@@ -28,19 +28,26 @@ UNKNOWN_TABLE, SYNTAX_ERROR = 60, 62
 
 
 class SqlEngine:
-    """One chDB session with the lake's tables loaded on demand. Close it when done."""
+    """One chDB session with the lake's tables loaded on demand. Close it when done.
 
-    def __init__(self, lake: Lake) -> None:
+    chDB runs one ClickHouse per process and its in-memory sessions share it: use one engine
+    at a time. Opening one starts from an empty ``lake.database``; closing drops it.
+    """
+
+    def __init__(self, lake: Lake, min_dt: str | None = None) -> None:
+        """``min_dt``: load only the ``dt`` partitions from that date on (a preset's range)."""
         from chdb import session as chdb_session
 
         self.lake = lake
+        self.min_dt = min_dt
         self.database = lake.settings.lake.database
         session_class: Any = chdb_session.Session  # chdb is typed only in part
         self._session: Any = session_class()
         self._loaded: set[str] = set()
         self._session.query("SET session_timezone = 'UTC'")
         self._session.query("SET output_format_parquet_compression_method = 'none'")
-        self._session.query(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        self._session.query(f"DROP DATABASE IF EXISTS `{self.database}`")  # an earlier engine's
+        self._session.query(f"CREATE DATABASE `{self.database}`")
         self._session.query(f"USE `{self.database}`")
 
     def __enter__(self) -> SqlEngine:
@@ -50,7 +57,11 @@ class SqlEngine:
         self.close()
 
     def close(self) -> None:
-        self._session.close()
+        try:
+            self._session.query(f"DROP DATABASE IF EXISTS `{self.database}`")  # free the memory
+        finally:
+            self._loaded.clear()
+            self._session.close()
 
     @property
     def loaded(self) -> frozenset[str]:
@@ -60,7 +71,7 @@ class SqlEngine:
         """Read these lake tables (merged) into the session, if not loaded yet."""
         for name in names:
             if name not in self._loaded:
-                register(self._session, self.database, name, self.lake.read(name))
+                register(self._session, self.database, name, self.lake.read(name, self.min_dt))
                 self._loaded.add(name)
 
     def reload(self) -> None:

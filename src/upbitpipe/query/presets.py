@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from upbitpipe.errors import UpbitpipeError
 
@@ -81,6 +83,15 @@ class PresetParams:
     since_seconds: int
     interval_seconds: int = 60
     markets: tuple[str, ...] = ()
+
+
+def partition_floor(since_seconds: int, timezone: str, now: datetime | None = None) -> str:
+    """The first ``dt`` partition a range of ``since_seconds`` back from ``now`` can touch.
+
+    ``dt`` is a date in ``lake.timezone``; a day earlier than the range start keeps rows
+    whose partition date and UTC instant straddle midnight."""
+    moment = (now or datetime.now(UTC)).astimezone(ZoneInfo(timezone))
+    return (moment - timedelta(seconds=since_seconds, days=1)).strftime("%Y-%m-%d")
 
 
 def parse_duration(text: str, what: str) -> int:

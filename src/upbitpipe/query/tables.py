@@ -97,12 +97,16 @@ class Lake:
             self._names = names
         return self._names
 
-    def read(self, name: str) -> pa.Table:
-        """Every row of ``name``, merged on its primary key (the newest commit wins)."""
+    def read(self, name: str, min_dt: str | None = None) -> pa.Table:
+        """Every row of ``name``, merged on its primary key (the newest commit wins); with
+        ``min_dt``, only the ``dt`` partitions from that date on are read."""
         catalog = self.catalog()
         try:
             table = catalog.get_table(f"{self.settings.lake.database}.{name}")
             builder = table.new_read_builder()
+            if min_dt is not None and "dt" in (table.partition_keys or []):
+                predicate = builder.new_predicate_builder().greater_or_equal("dt", min_dt)
+                builder = table.new_read_builder().with_filter(predicate)
             arrow: pa.Table = builder.new_read().to_arrow(builder.new_scan().plan().splits())
         except Exception as exc:
             raise _lake_error(self.where, f"read table {name} of", exc) from None
