@@ -130,6 +130,18 @@ def serve(
     rest_error_status: Annotated[
         int, typer.Option("--rest-error-status", help="HTTP status of those REST faults.")
     ] = 503,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Serve wss:// and https:// with a self-signed certificate made at start "
+            "(its path is printed; clients trust it via SSL_CERT_FILE / REQUESTS_CA_BUNDLE).",
+        ),
+    ] = False,
+    tls_dir: Annotated[
+        Path | None,
+        typer.Option("--tls-dir", help="Folder for the certificate (default: a temporary one)."),
+    ] = None,
 ) -> None:
     """Serve WebSocket at /websocket/v1 and REST under /v1/ on one port until Ctrl-C.
 
@@ -144,6 +156,8 @@ def serve(
       upbitpipe replay serve --synthetic --port 0 --drop-after-seconds 30 --duplicate-rate 0.01
 
       upbitpipe replay serve --synthetic --clock-start 2026-11-27T22:30:00Z --gap-trade-rate 50
+
+      upbitpipe replay serve --synthetic --tls   (wss:// for clients that accept nothing else)
 
     REST as on Upbit: /v1/market/all, /v1/ticker?markets=A,B, /v1/trades/ticks (count up
     to 500, newest first, one UTC day - today, or daysAgo=1..7 days back - paged with
@@ -201,6 +215,8 @@ def serve(
         rest_error_count=rest_errors,
         rest_error_status=rest_error_status,
         rest_refuse_seconds=rest_refuse_seconds,
+        tls=tls,
+        tls_dir=tls_dir,
     )
     if no_limits:
         options.connect_per_second = options.subscribe_per_second = None
@@ -227,12 +243,18 @@ async def _serve(options: ReplayOptions) -> None:
     typer.echo(f"replay server ({source})")
     typer.echo(f"  websocket: {server.ws_url}")
     typer.echo(f"  rest:      {server.rest_url}")
+    if server.cert_path is not None:
+        typer.echo(f"  certificate: {server.cert_path}")
     if options.clock_start_ms is not None:
         start = datetime.fromtimestamp(options.clock_start_ms / 1000, tz=UTC)
         typer.echo(f"  market clock started at {start:%Y-%m-%dT%H:%M:%SZ}")
     typer.echo("point upbitpipe at it:")
     typer.echo(f"  export UPBITPIPE_UPBIT__WEBSOCKET_URL={server.ws_url}")
     typer.echo(f"  export UPBITPIPE_UPBIT__REST_URL={server.rest_url}")
+    if server.cert_path is not None:
+        typer.echo(
+            f"  export SSL_CERT_FILE={server.cert_path} REQUESTS_CA_BUNDLE={server.cert_path}"
+        )
     typer.echo("Ctrl-C stops.", err=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

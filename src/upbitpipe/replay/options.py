@@ -73,6 +73,8 @@ class ReplayOptions:
     max_pending_frames: int = 200_000
     write_buffer_bytes: int = 4 * 1024 * 1024  # per connection, before back-pressure
     compression: bool = True
+    tls: bool = False  # wss:// and https:// with a self-signed certificate made at start
+    tls_dir: Path | None = None  # where the certificate goes (default: a temporary folder)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad option."""

@@ -16,10 +16,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -39,6 +41,7 @@ from upbitpipe.replay.rest_faults import RestFaults
 from upbitpipe.replay.session import ClientSession, ReplayConnection
 from upbitpipe.replay.sources import capture_markets, run_capture, run_synthetic
 from upbitpipe.replay.subscription import RequestError, parse_request
+from upbitpipe.replay.tls import make_certificate, server_context
 from upbitpipe.replay.tradebook import TradeStore
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ class ReplayServer:
         self._thread_loop: asyncio.AbstractEventLoop | None = None
         self._subscribed = asyncio.Event()
         self._filling = False  # a clock jump is making trades: live generation pauses
+        self.cert_path: Path | None = None  # with tls: the certificate clients must trust
 
     # --- addresses ----------------------------------------------------------------------
     @property
@@ -94,11 +98,13 @@ class ReplayServer:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self._url_host}:{self._port}{WS_PATH}"
+        scheme = "wss" if self.options.tls else "ws"
+        return f"{scheme}://{self._url_host}:{self._port}{WS_PATH}"
 
     @property
     def rest_url(self) -> str:
-        return f"http://{self._url_host}:{self._port}"
+        scheme = "https" if self.options.tls else "http"
+        return f"{scheme}://{self._url_host}:{self._port}"
 
     @property
     def _url_host(self) -> str:
@@ -114,6 +120,11 @@ class ReplayServer:
         options = self.options
         if _ws_log.level == logging.NOTSET:  # websockets logs every REST answer as a rejection
             _ws_log.setLevel(logging.WARNING)
+        context = None
+        if options.tls:
+            directory = options.tls_dir or Path(tempfile.mkdtemp(prefix="upbitpipe-replay-tls-"))
+            self.cert_path, key_path = make_certificate(directory, options.host)
+            context = server_context(self.cert_path, key_path)
         try:
             self._server = await serve(
                 self._handle_ws,
@@ -128,6 +139,7 @@ class ReplayServer:
                 max_size=2**16,
                 open_timeout=120,  # a clock jump answers /_replay/advance after its trades
                 logger=_ws_log,
+                ssl=context,
             )
         except OSError as exc:
             msg = f"replay server cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
