@@ -145,7 +145,6 @@ class CollectorSettings(Section):
     archive_dir: Path | None = None
     instance_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
     backfill: bool = True
-    backfill_max_pages: int = Field(default=20, ge=0)
     reconnect_initial_delay_seconds: float = Field(default=1.0, gt=0, le=DAY_SECONDS)
     reconnect_max_delay_seconds: float = Field(default=60.0, gt=0, le=DAY_SECONDS)
     queue_size: int = Field(default=20_000, ge=1)  # events buffered per sink, then backpressure

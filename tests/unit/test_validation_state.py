@@ -12,17 +12,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from upbitpipe.collector.runtime import load_resume
+from upbitpipe.collector.resume import ResumePoints, Tip
 from upbitpipe.collector.statefiles import (
     LOCK_FILE,
     prepare_state_dir,
-    read_resume_file,
     state_dir_lock,
 )
 from upbitpipe.errors import StateFileError
 
 NOW = int(time.time() * 1000)
-WEEK = 7 * 86_400_000
 
 
 def test_state_dir_that_is_a_file(tmp_path: Path) -> None:
@@ -79,7 +77,7 @@ def test_lock_file_with_garbage_is_taken_over(tmp_path: Path) -> None:
 def test_resume_of_the_wrong_shape_is_moved_aside(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "resume.json"
     path.write_bytes(content)
-    assert load_resume(path, max_age_ms=WEEK, now_ms=NOW) == {}
+    assert ResumePoints.load(path, now_ms=NOW).tips == {}
     assert not path.exists()
     aside = list(tmp_path.glob("resume.json.bad-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == content
@@ -103,12 +101,6 @@ def test_implausible_resume_entries_are_dropped_by_name(
         )
     )
     with caplog.at_level(logging.WARNING):
-        assert read_resume_file(path, now_ms=NOW) == {"KRW-BTC": good}
+        assert ResumePoints.load(path, now_ms=NOW).tips == {"KRW-BTC": Tip(ms=good)}
     assert "ignored 5 entries" in caplog.text and "KRW-SOL" in caplog.text
     assert path.exists(), "a file of the right shape stays"
-
-
-def test_resume_older_than_rest_reaches_is_dropped(tmp_path: Path) -> None:
-    path = tmp_path / "resume.json"
-    path.write_bytes(orjson.dumps({"KRW-BTC": NOW - WEEK - 1, "KRW-ETH": NOW - 1000}))
-    assert load_resume(path, max_age_ms=WEEK, now_ms=NOW) == {"KRW-ETH": NOW - 1000}

@@ -6,12 +6,15 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from upbitpipe.collector.gaps import GAPS_FILE
 from upbitpipe.collector.markets import resolve_markets, shard
-from upbitpipe.collector.service import CollectorPlan, CollectorService
-from upbitpipe.collector.statefiles import prepare_state_dir, read_resume_file, state_dir_lock
+from upbitpipe.collector.resume import RESUME_FILE, RESUME_MAX_AGE_MS
+from upbitpipe.collector.service import CollectorPlan, CollectorService, CollectorState
+from upbitpipe.collector.statefiles import prepare_state_dir, state_dir_lock
 from upbitpipe.collector.status import STATUS_FILE, CollectorStatus, serve_metrics, write_status
 from upbitpipe.config import Settings
 from upbitpipe.sinks.base import Sink
@@ -19,35 +22,6 @@ from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.upbit.rest import UpbitRestClient
 
 log = logging.getLogger(__name__)
-
-
-RESUME_FILE = "resume.json"
-RESUME_MAX_AGE_MS = 7 * 24 * 3600 * 1000  # Upbit's REST serves trades of the last 7 days
-
-
-def load_resume(path: Path, *, max_age_ms: int, now_ms: int | None = None) -> dict[str, int]:
-    """Last trade time per market from an earlier run; entries older than REST can reach
-    are dropped (that gap cannot be filled and is logged instead). A file of the wrong shape
-    is moved aside (:func:`read_resume_file`)."""
-    import time
-
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
-    data = read_resume_file(path, now_ms=now)
-    fresh = {m: ts for m, ts in data.items() if now - ts <= max_age_ms}
-    if len(fresh) < len(data):
-        log.warning(
-            "resume: %d markets stopped more than 7 days ago; that gap cannot be backfilled",
-            len(data) - len(fresh),
-        )
-    return fresh
-
-
-def save_resume(path: Path, last_trade_ms: dict[str, int]) -> None:
-    import orjson
-
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(orjson.dumps(last_trade_ms))
-    tmp.replace(path)
 
 
 @dataclass
@@ -97,7 +71,7 @@ async def run_collector(
     cfg = settings.collector
     stop = stop or asyncio.Event()
     status_path = cfg.state_dir / STATUS_FILE
-    prepare_state_dir(cfg.state_dir, (STATUS_FILE, RESUME_FILE))
+    prepare_state_dir(cfg.state_dir, (STATUS_FILE, RESUME_FILE, GAPS_FILE))
     with state_dir_lock(cfg.state_dir):
         dead_letters = DeadLetterBox(cfg.state_dir / "deadletter")
         async with UpbitRestClient(
@@ -113,22 +87,16 @@ async def run_collector(
                 len(plan.shards),
                 ",".join(cfg.sinks),
             )
-            resume_path = cfg.state_dir / RESUME_FILE
-            # after a crash, sinks may not have made the last seconds durable: the periodic
-            # resume point stays behind by the lake's commit interval and some slack
-            crash_slack_ms = int((settings.lake.commit_interval_seconds + 10) * 1000)
-            resume = load_resume(resume_path, max_age_ms=RESUME_MAX_AGE_MS) if cfg.backfill else {}
-            if resume:
-                log.info(
-                    "resuming: backfilling trades since the last run for %d markets", len(resume)
-                )
+            state = load_state(settings, plan)
+            kafka_has = await kafka_read_back(settings, state)
             service = CollectorService(
                 settings,
                 plan,
                 build_sinks(settings, dead_letters),
                 rest,
                 dead_letters,
-                resume=resume,
+                state=state,
+                kafka_has=kafka_has,
             )
             metrics_port: int | None = None
             shutdown_metrics = None
@@ -144,15 +112,7 @@ async def run_collector(
                     loop.add_signal_handler(sig, _on_signal, stop, sig)
             timer = loop.call_later(duration, stop.set) if duration else None
             status_task = asyncio.create_task(
-                _status_loop(
-                    service,
-                    status_path,
-                    cfg.status_interval_seconds,
-                    stop,
-                    resume_path,
-                    resume,
-                    crash_slack_ms,
-                )
+                _status_loop(service, status_path, cfg.status_interval_seconds, stop)
             )
             try:
                 await service.run(stop)
@@ -166,9 +126,6 @@ async def run_collector(
                         loop.remove_signal_handler(sig)
                 final = service.snapshot(stopped=True)
                 try:
-                    await asyncio.to_thread(
-                        save_resume, resume_path, {**resume, **service.last_trade_ms}
-                    )
                     await asyncio.to_thread(write_status, status_path, final)
                 except OSError as exc:  # disk full, turned read-only: say so, no traceback
                     log.error("cannot write the final state in %s: %s", cfg.state_dir, exc)
@@ -183,22 +140,64 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 
 async def _status_loop(
-    service: CollectorService,
-    path: Path,
-    interval: float,
-    stop: asyncio.Event,
-    resume_path: Path,
-    resume: dict[str, int],
-    crash_slack_ms: int,
+    service: CollectorService, path: Path, interval: float, stop: asyncio.Event
 ) -> None:
-    """status.json every ``interval``; resume.json too, held back by ``crash_slack_ms``
-    (the clean shutdown writes the exact one)."""
+    """status.json every ``interval`` (the resume point is saved by the service itself, as
+    the sinks make events durable)."""
+    warned = False
     while not stop.is_set():
-        behind = {m: ts - crash_slack_ms for m, ts in service.last_trade_ms.items()}
         try:
             await asyncio.to_thread(write_status, path, service.snapshot())
-            await asyncio.to_thread(save_resume, resume_path, {**resume, **behind})
+            warned = False
         except OSError as exc:
-            log.warning("cannot write status file %s: %s", path, exc)
+            if not warned:
+                log.warning("cannot write status file %s: %s", path, exc)
+            warned = True
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def load_state(settings: Settings, plan: CollectorPlan) -> CollectorState:
+    """Resume points and gaps of the last run (with ``collector.backfill`` off, none: the
+    run starts afresh). A resume point older than REST reaches is kept: its gap becomes a
+    ``missing`` record with the exact range, instead of silently vanishing."""
+    state_dir = settings.collector.state_dir
+    if not settings.collector.backfill:
+        return CollectorState.empty(state_dir)
+    state = CollectorState.load(state_dir)
+    now_ms = int(time.time() * 1000)
+    resumed = [m for m in plan.markets if m in state.resume.tips]
+    if resumed:
+        log.info("resuming: backfilling trades since the last run for %d markets", len(resumed))
+    stale = [m for m in resumed if now_ms - state.resume.tips[m].ms > RESUME_MAX_AGE_MS]
+    if stale:
+        log.warning(
+            "resume: %d markets stopped more than 7 days ago; REST no longer serves all of "
+            "that gap (recorded in %s)",
+            len(stale),
+            GAPS_FILE,
+        )
+    return state
+
+
+async def kafka_read_back(settings: Settings, state: CollectorState) -> set[tuple[str, int]] | None:
+    """Trades Kafka (or the Kafka sink's spool) already holds from where this run resumes."""
+    if "kafka" not in settings.collector.sinks or not settings.collector.backfill:
+        return None
+    received = [t.received_ms for t in state.resume.tips.values() if t.received_ms]
+    open_gaps = state.gaps.open_gaps()
+    if not received and not open_gaps:
+        return None
+    since = min([*received, *(int(g.created_at * 1000) for g in open_gaps)])
+    from upbitpipe.collector.kafka_seen import trades_in_kafka, trades_in_spool
+
+    seen = await trades_in_kafka(settings.kafka, since)
+    spooled = await asyncio.to_thread(
+        trades_in_spool,
+        settings.collector.state_dir / "kafka-spool",
+        settings.kafka.topic("trade"),
+    )
+    if seen is None:
+        return spooled or None
+    log.info("kafka already holds %d trades of the resume window", len(seen))
+    return seen | spooled

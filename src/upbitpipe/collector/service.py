@@ -2,31 +2,55 @@
 
 Frame path (hot): raw bytes -> ``parse_frame`` -> dedup -> data-contract record -> each
 sink's queue. Bad frames and exchange error messages go to the dead-letter box with their
-raw bytes; nothing stops the loop for one bad message. After a reconnect, trades missed
-during the outage are fetched from REST and pass through the same dedup, so each trade is
-emitted exactly once whichever path brought it first.
+raw bytes; nothing stops the loop for one bad message.
+
+What the stream missed is tracked as gap records (:mod:`~upbitpipe.collector.gaps`): when a
+connection's session starts (a reconnect, or the first one after a restart), each of its
+markets gets a gap from the last trade known before - captured before the new session's
+first frame can move it - to the first trade of the new session. The backfill
+(:mod:`~upbitpipe.collector.backfill`) fills it from REST through the same dedup, so each
+trade is emitted once whichever path brought it first. The resume point
+(:mod:`~upbitpipe.collector.resume`) and the gaps are saved together, and only say what the
+sinks have made durable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from upbitpipe.backoff import Backoff
+from upbitpipe.collector.backfill import GapFiller
 from upbitpipe.collector.connection import ConnectionState, UpbitConnection
 from upbitpipe.collector.dedup import Deduplicator, event_key
+from upbitpipe.collector.gaps import GAPS_FILE, Gap, GapBook
 from upbitpipe.collector.ratelimit import RateLimiter
+from upbitpipe.collector.resume import (
+    FIRST_START_MARGIN_MS,
+    RESUME_FILE,
+    DurableLedger,
+    ResumePoints,
+    Tip,
+)
 from upbitpipe.collector.sink_runner import SinkRunner
-from upbitpipe.collector.status import CollectorCounters, CollectorStatus, ConnectionStatus
+from upbitpipe.collector.status import (
+    BackfillStatus,
+    CollectorCounters,
+    CollectorStatus,
+    ConnectionStatus,
+    GapStatus,
+)
 from upbitpipe.config import Settings
 from upbitpipe.sinks.base import SOURCE_BACKFILL, SOURCE_WEBSOCKET, Sink, SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
@@ -36,9 +60,8 @@ from upbitpipe.upbit.rest import UpbitRestClient
 
 log = logging.getLogger(__name__)
 
-BACKFILL_MARGIN_MS = 5_000  # plus twice the observed stream delay, capped:
-BACKFILL_MAX_MARGIN_MS = 300_000
-BACKFILL_SECOND_PASS_SECONDS = 2.0
+SAVE_EVERY_SECONDS = 0.25  # how often durable progress is checked and saved
+BACKFILL_RETRY_SECONDS = 30.0  # missing gaps are tried again this often while running
 
 
 @dataclass
@@ -46,6 +69,27 @@ class CollectorPlan:
     markets: list[str]
     types: list[str]
     shards: list[list[str]]
+
+
+@dataclass
+class CollectorState:
+    """The durable state of a state dir: resume points and gap records."""
+
+    resume: ResumePoints
+    gaps: GapBook
+
+    @classmethod
+    def load(cls, state_dir: Path) -> CollectorState:
+        return cls(ResumePoints.load(state_dir / RESUME_FILE), GapBook.load(state_dir / GAPS_FILE))
+
+    @classmethod
+    def empty(cls, state_dir: Path) -> CollectorState:
+        return cls(ResumePoints(state_dir / RESUME_FILE), GapBook(state_dir / GAPS_FILE))
+
+    def save(self) -> None:
+        """Gaps first: a resume point on disk never passes a gap that is not."""
+        self.gaps.save()
+        self.resume.save()
 
 
 class CollectorService:
@@ -58,10 +102,12 @@ class CollectorService:
         dead_letters: DeadLetterBox,
         *,
         rng: random.Random | None = None,
-        resume: dict[str, int] | None = None,
+        state: CollectorState | None = None,
+        kafka_has: set[tuple[str, int]] | None = None,
     ) -> None:
-        """``resume``: last trade time per market of an earlier run (``resume.json``); the
-        first connection then backfills from there, so a restart leaves no gap."""
+        """``state``: resume points and gaps of an earlier run (markets with a resume point
+        are backfilled from it once their first connection is live); ``kafka_has``: trade
+        keys Kafka already holds, which a backfill must not send there again."""
         self.settings = settings
         self.plan = plan
         self.rest = rest
@@ -72,6 +118,10 @@ class CollectorService:
         self.gate = FrameGate(plan.markets)
         self.metrics_url: str | None = None  # shown in the status once metrics are served
         self._rng = rng or random.Random()
+        self.state = state or CollectorState.empty(settings.collector.state_dir)
+        self._resumed = {m for m in plan.markets if m in self.state.resume.tips}
+        self._fresh = set(plan.markets) - self._resumed  # resume point still from our clock
+        self._kafka_has = kafka_has or set()
         lake_interval = settings.lake.commit_interval_seconds
         self.runners = [
             SinkRunner(
@@ -83,6 +133,11 @@ class CollectorService:
             )
             for sink in sinks
         ]
+        self._kafka_index = next(
+            (i for i, r in enumerate(self.runners) if r.sink.name == "kafka"), None
+        )
+        self.ledger = DurableLedger(self.runners)
+        self.filler = GapFiller(rest, self.state.gaps, self.ledger, self._emit_backfilled)
         connect_limiter = RateLimiter(settings.upbit.connect_per_second)
         cfg = settings.collector
         self.connections = [
@@ -92,23 +147,24 @@ class CollectorService:
                 plan.types,
                 settings.upbit,
                 connect_limiter,
-                self.on_frame,
+                functools.partial(self._on_shard_frame, index),
                 self.on_reconnect,
                 backoff=Backoff(
                     cfg.reconnect_initial_delay_seconds,
                     cfg.reconnect_max_delay_seconds,
                     rng=self._rng,
                 ),
-                resume=bool(resume and set(markets) & set(resume)),
+                resume=True,  # every session start is offered to on_reconnect
             )
             for index, markets in enumerate(plan.shards)
         ]
-        self._last_trade_ms: dict[str, int] = {
-            m: ts for m, ts in (resume or {}).items() if m in plan.markets
-        }
-        self._trade_lag_ms = 0.0
-        self._backfills: set[asyncio.Task[None]] = set()
-        self._emit_lock = asyncio.Lock()
+        self._sessions = [0] * len(self.connections)  # the session each shard's frames are of
+        self._session_gaps: dict[int, list[Gap]] = {}  # waiting for the session to be live
+        self._last_seen: dict[str, Tip] = {}  # newest live trade per market (not yet durable)
+        self._awaiting_first: dict[str, Gap] = {}  # gap whose end is the next live trade
+        self._backfills: dict[str, asyncio.Task[None]] = {}  # by gap id
+        self._dirty = True
+        self._save_error = ""
 
     # -- frames ----------------------------------------------------------------------
 
@@ -132,6 +188,13 @@ class CollectorService:
             await self.dead_letters.put("exchange_error", f"{parsed.name}: {parsed.message}", raw)
         return False
 
+    async def _on_shard_frame(self, shard: int, raw: bytes, received_ms: int) -> bool:
+        session = self.connections[shard].state.connects
+        if session != self._sessions[shard]:
+            self._sessions[shard] = session
+            self._session_started(shard)
+        return await self.on_frame(raw, received_ms)
+
     async def _emit(
         self,
         event_type: str,
@@ -141,19 +204,24 @@ class CollectorService:
         received_ms: int,
         source: str,
     ) -> bool:
-        """Hand one event to every sink; False if it was a duplicate (and dropped)."""
+        """Hand a first-seen event to every sink; False for a duplicate."""
         if not self.dedup.first_time(event_key(event_type, market, data)):
             self.counters.duplicates += 1
             return False
+        if self._fresh and market in self._fresh:
+            self._exchange_clock_seen(market, data)
+        skip_kafka = False
+        tip: Tip | None = None
         if event_type == "trade":
-            ts = data.get("trade_timestamp")
-            if isinstance(ts, int):
-                if ts > self._last_trade_ms.get(market, 0):
-                    self._last_trade_ms[market] = ts
-                if source == SOURCE_WEBSOCKET:
-                    # decaying max of exchange->us delay: frames this late may have been
-                    # in flight when a socket died, so backfill must reach back past them
-                    self._trade_lag_ms = max(received_ms - ts, self._trade_lag_ms * 0.999)
+            ts, sid = data.get("trade_timestamp"), data.get("sequential_id")
+            if source == SOURCE_WEBSOCKET:
+                # the gate admitted it: subscribed, typed, not ahead of the exchange clock
+                if isinstance(ts, int):
+                    tip = Tip(
+                        ms=ts, sid=sid if isinstance(sid, int) else None, received_ms=received_ms
+                    )
+            elif self._kafka_index is not None and isinstance(sid, int):
+                skip_kafka = (market, sid) in self._kafka_has
         record = dict(data)
         record["_ingested_at"] = received_ms
         record["_source"] = source
@@ -161,80 +229,163 @@ class CollectorService:
         event = SinkEvent(type=event_type, market=market, record=record, raw=raw)
         self.counters.events[event_type] += 1
         self.counters.last_event_ms = received_ms
-        for runner in self.runners:
+        for index, runner in enumerate(self.runners):
+            if skip_kafka and index == self._kafka_index:
+                continue
             await runner.put(event)
+            self.ledger.handed_to(index)
+        if tip is not None:
+            self._seen_live(market, tip)
         return True
 
-    # -- backfill --------------------------------------------------------------------
+    def _seen_live(self, market: str, tip: Tip) -> None:
+        last = self._last_seen.get(market)
+        if last is None or tip.ms >= last.ms:
+            self._last_seen[market] = tip
+        gap = self._awaiting_first.pop(market, None)
+        if gap is not None and (gap.to_ms is None or tip.ms <= gap.to_ms):
+            gap.to_ms, gap.to_sid = tip.ms, tip.sid
+            self._dirty = True
+        self.ledger.when_durable(functools.partial(self.state.resume.advance, market, tip))
 
-    async def on_reconnect(self, state: ConnectionState, outage_seconds: float) -> None:
+    def _exchange_clock_seen(self, market: str, data: dict[str, Any]) -> None:
+        """The first event of a market that starts afresh: its resume point (our clock at
+        start) moves back to the exchange's clock if that is behind ours, so a crash before
+        its first durable trade resumes early enough whatever the clocks say."""
+        stamp = data.get("timestamp")
+        if isinstance(stamp, int) and not isinstance(stamp, bool):
+            self._fresh.discard(market)
+            tip = self.state.resume.tips.get(market)
+            if tip is not None and tip.sid is None:
+                tip.ms = min(tip.ms, stamp - FIRST_START_MARGIN_MS)
+                self._dirty = True
+
+    async def _emit_backfilled(self, trade: dict[str, Any]) -> bool:
+        problem = self.gate.trade_problem(trade["market"], trade)
+        if problem is not None:
+            await self.dead_letters.put(*problem, rebuild_frame(trade))
+            return False
+        return await self._emit(
+            "trade",
+            trade["market"],
+            trade,
+            rebuild_frame(trade),
+            int(time.time() * 1000),
+            SOURCE_BACKFILL,
+        )
+
+    # -- gaps and backfill -----------------------------------------------------------
+
+    def _session_started(self, shard: int) -> None:
+        """A new session's first frame is here: open a gap for each of its markets from the
+        last trade known before it (captured now, before this frame can move it)."""
         if "trade" not in self.plan.types or not self.settings.collector.backfill:
             return
-        margin = int(min(BACKFILL_MAX_MARGIN_MS, BACKFILL_MARGIN_MS + 2 * self._trade_lag_ms))
-        for market in state.markets:
-            since = self._last_trade_ms.get(market)
-            if since is None:
+        first = self._sessions[shard] == 1
+        gaps: list[Gap] = []
+        for market in self.connections[shard].state.markets:
+            if first and market not in self._resumed:
+                continue  # a first start: nothing before it to fill
+            before = self._last_seen.get(market) or self.state.resume.tips.get(market)
+            if before is None:
                 continue
-            task = asyncio.create_task(
-                self._backfill(market, since - margin), name=f"backfill-{market}"
-            )
-            self._backfills.add(task)
-            task.add_done_callback(self._backfills.discard)
+            gap = self._open_gap(market, before)
+            self._awaiting_first[market] = gap
+            gaps.append(gap)
+        self._session_gaps[shard] = gaps
+        self._dirty = True
 
-    async def _backfill(self, market: str, since_ms: int) -> None:
-        """Fetch trades since ``since_ms`` from REST, twice: now, and once more a little later
-        for trades the REST side had not published yet (the exchange's REST can lag its
-        WebSocket). Dedup makes the overlap harmless."""
-        for attempt in range(2):
-            if attempt:
-                await asyncio.sleep(BACKFILL_SECOND_PASS_SECONDS)
-            if not await self._backfill_pass(market, since_ms):
-                return
+    def _open_gap(self, market: str, before: Tip) -> Gap:
+        """A gap from ``before`` to the live stream; an open-ended gap of the same market that
+        no backfill is working on (a crash left it) is widened instead of doubled."""
+        for gap in self.state.gaps.open_gaps(market):
+            if gap.to_ms is None and gap.id not in self._backfills:
+                if before.ms < gap.from_ms:
+                    gap.from_ms, gap.from_sid = before.ms, before.sid
+                gap.state = "backfilling"
+                return gap
+        return self.state.gaps.add(Gap(market=market, from_ms=before.ms, from_sid=before.sid))
 
-    async def _backfill_pass(self, market: str, since_ms: int) -> bool:
-        recovered = 0
+    async def on_reconnect(self, state: ConnectionState, outage_seconds: float) -> None:
+        """The session is live (its first frame arrived): start filling its gaps."""
+        for gap in self._session_gaps.pop(state.shard, []):
+            self._start_fill(gap)
+
+    def _start_fill(self, gap: Gap) -> None:
+        if gap.id in self._backfills or not gap.open:
+            return
+        task = asyncio.create_task(self._fill(gap), name=f"backfill-{gap.market}")
+        self._backfills[gap.id] = task
+        task.add_done_callback(lambda _: self._backfills.pop(gap.id, None))
+
+    async def _fill(self, gap: Gap) -> None:
         try:
-            pages = self.rest.iter_recent_trades(
-                market,
-                stop_before_ms=since_ms,
-                max_pages=self.settings.collector.backfill_max_pages,
-            )
-            async for page in pages:
-                for trade in page:
-                    problem = self.gate.trade_problem(market, trade)
-                    if problem is not None:
-                        await self.dead_letters.put(*problem, rebuild_frame(trade))
-                        continue
-                    if trade["trade_timestamp"] < since_ms:
-                        continue
-                    # count only what this backfill emitted: other backfills and the stream
-                    # emit concurrently, so a difference of the global counter overstates it
-                    recovered += await self._emit(
-                        "trade",
-                        market,
-                        trade,
-                        rebuild_frame(trade),
-                        int(time.time() * 1000),
-                        SOURCE_BACKFILL,
-                    )
-        except Exception as exc:  # a failed backfill must not kill the collector
-            log.error("backfill %s failed: %s", market, exc)
-            await self.dead_letters.put("backfill_failed", f"{market} since {since_ms}: {exc}", b"")
-            return False
-        self.counters.backfilled[market] += recovered
-        log.info("backfill %s: %d missed trades recovered", market, recovered)
-        return True
+            await self.filler.fill(gap)
+        finally:
+            self._dirty = True
+
+    def _retry_gaps(self) -> None:
+        """Start every open gap nobody works on that is not waiting for its session."""
+        waiting = {g.id for gaps in self._session_gaps.values() for g in gaps}
+        for gap in self.state.gaps.open_gaps():
+            if gap.id in waiting or gap.id in self._backfills:
+                continue
+            if gap.market in self.plan.markets:
+                self._start_fill(gap)
+
+    # -- durable state ---------------------------------------------------------------
+
+    async def _save_state(self) -> None:
+        self.ledger.advance()
+        if not (self._dirty or self.filler.changed or self.ledger.ran):
+            return
+        self._dirty = self.filler.changed = self.ledger.ran = False
+        try:
+            await asyncio.to_thread(self.state.save)
+        except OSError as exc:
+            self._dirty = True
+            message = f"cannot save the resume point in {self.state.resume.path.parent}: {exc}"
+            if message != self._save_error:
+                log.error("%s", message)
+            self._save_error = message
+        else:
+            self._save_error = ""
+
+    async def _keep_state(self, stop: asyncio.Event) -> None:
+        """Save durable progress as it happens; retry missing gaps now and then."""
+        loop = asyncio.get_running_loop()
+        next_retry = loop.time() + BACKFILL_RETRY_SECONDS
+        while not stop.is_set():
+            await self._save_state()
+            if loop.time() >= next_retry:
+                next_retry = loop.time() + BACKFILL_RETRY_SECONDS
+                self._retry_gaps()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=SAVE_EVERY_SECONDS)
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start sinks and connections; on ``stop``, close sockets, drain and flush sinks."""
+        """Start sinks and connections; on ``stop``, close sockets, drain and flush sinks.
+
+        The resume point is saved before the first connect (so a crash in the first second
+        still resumes from the start), then as the sinks make events durable, and last
+        after the sinks stopped. A backfill still running at stop is cut: its gap record,
+        shrunk to what was made durable, is taken up by the next start."""
         started: list[SinkRunner] = []
         deadline = 0.0
+        keeper: asyncio.Task[None] | None = None
         try:
             for runner in self.runners:
                 await runner.start()
                 started.append(runner)
+            self.state.resume.start(self.plan.markets, int(time.time() * 1000))
+            await asyncio.to_thread(self.state.save)
+            self._dirty = False
+            for gap in self.state.gaps.open_gaps():
+                if gap.to_ms is not None and gap.market in self.plan.markets:
+                    self._start_fill(gap)  # closed-ended gaps of an earlier run
+            keeper = asyncio.create_task(self._keep_state(stop), name="collector-state")
             tasks = [
                 asyncio.create_task(conn.run(stop), name=f"conn-{conn.state.shard}")
                 for conn in self.connections
@@ -249,27 +400,42 @@ class CollectorService:
             _, pending = await asyncio.wait(tasks, timeout=timeout / 3)
             for task in pending:
                 task.cancel()
-            if self._backfills:  # let running backfills finish: they hold missed trades
-                _, late = await asyncio.wait(list(self._backfills), timeout=timeout / 3)
+            backfills = list(self._backfills.values())
+            if backfills:  # a short one may finish; a long one goes on at the next start
+                _, late = await asyncio.wait(backfills, timeout=timeout / 6)
                 for task in late:
-                    log.warning("backfill %s cut short by shutdown", task.get_name())
+                    log.warning(
+                        "%s cut short by shutdown; its gap is resumed next start", task.get_name()
+                    )
                     task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks, *self._backfills, return_exceptions=True)
+                await asyncio.gather(*tasks, *backfills, return_exceptions=True)
         finally:
+            if keeper is not None:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
             # all sinks drain in parallel towards one deadline; what misses it is spooled
             left = deadline - asyncio.get_running_loop().time() if deadline else 0.0
             left = max(left, self.settings.collector.shutdown_timeout_seconds / 3)
             await asyncio.gather(*(runner.stop(timeout=left) for runner in started))
+            if started:
+                self._dirty = True
+                await self._save_state()
+
+    @property
+    def backfills_running(self) -> int:
+        return len(self._backfills)
 
     @property
     def last_trade_ms(self) -> dict[str, int]:
-        """Newest trade time seen per market (saved as ``resume.json`` at shutdown)."""
-        return dict(self._last_trade_ms)
+        """Newest live trade time seen per market (not yet necessarily durable)."""
+        return {m: t.ms for m, t in self._last_seen.items()}
 
     def snapshot(self, *, stopped: bool = False) -> CollectorStatus:
         """Everything `stats` and Prometheus show (the ``status.json`` contract)."""
         c = self.counters
+        gaps = self.state.gaps
         return CollectorStatus(
             instance_id=self.instance_id,
             pid=os.getpid(),
@@ -281,7 +447,7 @@ class CollectorService:
             events=dict(c.events),
             duplicates=c.duplicates,
             status_frames=c.status_frames,
-            backfilled=dict(c.backfilled),
+            backfilled=dict(self.filler.recovered),
             last_event_ms=c.last_event_ms,
             dead_letters=dict(self.dead_letters.counts),
             dead_letter_write_failures=self.dead_letters.write_failures,
@@ -299,6 +465,19 @@ class CollectorService:
                 for conn in self.connections
             ],
             sinks={r.sink.name: {**r.sink.stats(), **r.stats()} for r in self.runners},
+            backfill=BackfillStatus(
+                runs=self.filler.counters.runs,
+                completed=self.filler.counters.completed,
+                failed=self.filler.counters.failed,
+                requests=self.filler.counters.requests,
+                running=len(self._backfills),
+            ),
+            gaps_open=len(gaps.open_gaps()),
+            gaps_missing=[
+                GapStatus.model_validate(g.to_json())
+                for g in sorted(gaps.missing(), key=lambda g: (g.market, g.from_ms))[:50]
+            ],
+            resume_ms={m: t.ms for m, t in self.state.resume.tips.items()},
             metrics_url=self.metrics_url,
             stopped=stopped,
         )

@@ -1,8 +1,9 @@
 """The collector's state dir and its files, checked before anything is written there.
 
 Layout of ``collector.state_dir``: ``collector.lock`` (one collector per dir, holds its PID),
-``status.json`` (:mod:`upbitpipe.collector.status`), ``resume.json`` (last trade time per
-market), ``deadletter/``, ``kafka-spool/``, ``archive/``.
+``status.json`` (:mod:`upbitpipe.collector.status`), ``resume.json`` and ``gaps.json``
+(:mod:`upbitpipe.collector.resume`, :mod:`upbitpipe.collector.gaps`), ``deadletter/``,
+``kafka-spool/``, ``archive/``.
 
 Every problem is one line naming the path and what is wrong (:class:`StateFileError`):
 a state dir that is a file or cannot be written, a state file that is a directory. A file
@@ -25,13 +26,10 @@ from typing import Any
 import orjson
 
 from upbitpipe.errors import StateFileError
-from upbitpipe.upbit.fields import MAX_EPOCH_MS, MIN_EPOCH_MS
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "collector.lock"
-# a resume time later than now by more than this is a corrupt value, not a clock skew
-RESUME_FUTURE_TOLERANCE_MS = 10 * 60_000
 
 
 def prepare_state_dir(state_dir: Path, files: tuple[str, ...] = ()) -> None:
@@ -109,42 +107,33 @@ def move_aside(path: Path, problem: str) -> Path | None:
     return target
 
 
-def read_resume_file(path: Path, *, now_ms: int | None = None) -> dict[str, int]:
-    """``resume.json``: ``{market: last trade epoch ms}``; {} when absent.
-
-    A file that is not a JSON object of that shape is moved aside. Single entries that are
-    not plausible times (a string, a float, before 2017, in the future) are dropped with a
-    warning naming the market: they would otherwise pin or skip that market's backfill.
-    """
+def read_state_object(path: Path, what: str) -> dict[str, Any] | None:
+    """A state file holding one JSON object; None when absent. Content of another shape is
+    moved aside (:func:`move_aside`); an unreadable path is one line."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return None
     except OSError as exc:
-        msg = f"resume file {path}: cannot read it ({exc.strerror or exc})"
+        msg = f"{what} file {path}: cannot read it ({exc.strerror or exc})"
         raise StateFileError(msg) from None
     try:
         data: Any = orjson.loads(raw)
     except orjson.JSONDecodeError:
         move_aside(path, "is not JSON")
-        return {}
+        return None
     if not isinstance(data, dict):
-        move_aside(path, f"holds a JSON {type(data).__name__}, not an object of market times")
-        return {}
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
-    latest = min(MAX_EPOCH_MS, now + RESUME_FUTURE_TOLERANCE_MS)
-    out: dict[str, int] = {}
-    bad: list[str] = []
-    for market, value in data.items():
-        if type(value) is int and MIN_EPOCH_MS <= value <= latest:
-            out[market] = value
-        else:
-            bad.append(f"{market}={str(value)[:24]}")
-    if bad:
-        log.warning(
-            "resume file %s: ignored %d entries that are not plausible trade times: %s",
-            path,
-            len(bad),
-            ", ".join(bad[:5]),
-        )
-    return out
+        move_aside(path, f"holds a JSON {type(data).__name__}, not an object")
+        return None
+    return data
+
+
+def write_state_atomic(path: Path, data: Any) -> None:
+    """Replace ``path`` with ``data`` as JSON: written to a temporary file, fsynced, renamed,
+    so a crash at any moment leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(orjson.dumps(data))
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)

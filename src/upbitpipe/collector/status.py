@@ -57,6 +57,30 @@ class ConnectionStatus(_StatusModel):
     last_error: str = ""
 
 
+class BackfillStatus(_StatusModel):
+    """REST backfill runs (one per gap attempt) and the requests they made."""
+
+    runs: int = 0
+    completed: int = 0
+    failed: int = 0
+    requests: int = 0
+    running: int = 0
+
+
+class GapStatus(_StatusModel):
+    """A gap record REST could not fill (``<state_dir>/gaps.json``): the trades of
+    ``market`` after ``from_ms``/``from_sid`` and before ``to_ms``/``to_sid``."""
+
+    market: str
+    from_ms: int
+    from_sid: int | None = None
+    to_ms: int | None = None
+    to_sid: int | None = None
+    state: str = "missing"
+    reason: str = ""
+    attempts: int = 0
+
+
 class CollectorStatus(_StatusModel):
     """The collector's status contract: written as ``status.json`` by the collector (every
     ``collector.status_interval_seconds`` and at stop), read by ``stats``, the demo and the
@@ -81,6 +105,10 @@ class CollectorStatus(_StatusModel):
     # per sink: its own counters (``Sink.stats()``) plus the runner's (``SinkRunner.stats()``:
     # queued, written, write_errors, backpressure_* and the stop spool's counters)
     sinks: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    backfill: BackfillStatus = Field(default_factory=BackfillStatus)
+    gaps_open: int = 0  # gap records not closed yet (being backfilled or missing)
+    gaps_missing: list[GapStatus] = Field(default_factory=list)  # what REST could not give
+    resume_ms: dict[str, int] = Field(default_factory=dict)  # durable resume point per market
     metrics_url: str | None = None
     stopped: bool = False
 
@@ -155,6 +183,17 @@ class _SnapshotCollector(Collector):
         for market, count in snap.backfilled.items():
             backfill.add_metric([market], count)
         yield backfill
+        yield GaugeMetricFamily(
+            "upbitpipe_gaps_open", "Gap records not closed yet", value=snap.gaps_open
+        )
+        yield GaugeMetricFamily(
+            "upbitpipe_gaps_missing",
+            "Gap records REST could not fill (see gaps.json)",
+            value=len(snap.gaps_missing),
+        )
+        yield CounterMetricFamily(
+            "upbitpipe_backfill_failures", "Backfill runs that failed", value=snap.backfill.failed
+        )
         dead = CounterMetricFamily(
             "upbitpipe_dead_letters", "Frames dead-lettered", labels=["kind"]
         )

@@ -33,6 +33,10 @@ class Section:
 StatsSource = Callable[[Settings], Section]
 
 
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
 def collector_section(settings: Settings) -> Section:
     path = settings.collector.state_dir / STATUS_FILE
     try:
@@ -52,6 +56,15 @@ def collector_section(settings: Settings) -> Section:
     ]
     rows.append({"what": "duplicates dropped", "value": snap.duplicates})
     rows.append({"what": "backfilled trades", "value": snap.backfilled_total})
+    rows.append({"what": "gaps open", "value": snap.gaps_open})
+    for gap in snap.gaps_missing:  # what REST could not give (collector gaps.json)
+        rows.append(
+            {
+                "what": f"gap missing {gap.market}",
+                "value": f"{_utc(gap.from_ms)} .. {_utc(gap.to_ms) if gap.to_ms else 'live'}",
+                "detail": f"after sid {gap.from_sid}, before sid {gap.to_sid}: {gap.reason}",
+            }
+        )
     rows.append({"what": "dead letters", "value": snap.dead_letters_total})
     if snap.dead_letter_write_failures:
         rows.append({"what": "dead letters not written", "value": snap.dead_letter_write_failures})

@@ -34,6 +34,9 @@ from upbitpipe.errors import ServiceUnavailableError, UnknownMarketError, Upbitp
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({418, 429, 500, 502, 503, 504})
+MAX_PAGE = 500  # rows per /v1/trades/ticks request
+MAX_DAYS_AGO = 7  # REST serves the newest trade date and the 7 days before it
+DAY_MS = 86_400_000
 
 
 @dataclass
@@ -189,22 +192,16 @@ class UpbitRestClient:
     async def iter_recent_trades(
         self, market: str, *, stop_before_ms: int, max_pages: int = 20, page_size: int = 200
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Pages of trades with ``trade_timestamp >= stop_before_ms``, newest page first.
-
-        Walks back with ``cursor`` (the last ``sequential_id`` of each page) until a page
-        reaches older trades, a page comes back short, or ``max_pages`` were read.
-        """
-        cursor: int | None = None
-        for _ in range(max_pages):
-            page = await self.trade_ticks(market, count=page_size, cursor=cursor)
-            if not page:
+        """Pages of trades with ``trade_timestamp >= stop_before_ms``, newest page first, at
+        most ``max_pages`` (a quick look back; the collector's backfill uses
+        :class:`TradeWindow`, which is bounded by time instead)."""
+        window = TradeWindow(self, market, since_ms=stop_before_ms, page_size=page_size)
+        pages = 0
+        async for page in window.pages():
+            yield page
+            pages += 1
+            if pages >= max_pages:
                 return
-            fresh = [row for row in page if row["trade_timestamp"] >= stop_before_ms]
-            if fresh:
-                yield fresh
-            if len(fresh) < len(page) or len(page) < page_size:
-                return
-            cursor = int(page[-1]["sequential_id"])
 
     async def _pace(self) -> None:
         async with self._lock:
@@ -271,3 +268,114 @@ class UpbitRestClient:
             f"Upbit REST {self.base_url}{path} failed after {self.max_retries + 1} attempts: {last}"
         )
         raise ServiceUnavailableError(msg)
+
+
+def _utc_day_start(ms: int) -> int:
+    return ms - ms % DAY_MS
+
+
+def _hhmmss(ms: int) -> str:
+    seconds = (ms % DAY_MS) // 1000
+    return f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
+
+
+def _row_day_start(row: Mapping[str, Any]) -> int:
+    return _utc_day_start(int(row["trade_timestamp"]))
+
+
+class TradeWindow:
+    """Every trade of ``market`` with ``since_ms <= trade_timestamp <= until_ms`` that REST
+    still serves, as pages newest first (``until_ms`` None: up to the newest trade).
+
+    Upbit's ``/v1/trades/ticks`` answers one UTC day per request: the newest trade date, or
+    ``daysAgo`` (1..7) days before it, paged backwards with ``cursor`` (a ``sequential_id``)
+    at up to 500 rows. So the walk is: find the day of ``until_ms`` (relative to the newest
+    trade date, which is the exchange's clock, not ours), start there (``to`` = just past
+    ``until_ms``), page back by cursor, and when a day runs out step to the day before, until
+    a trade older than ``since_ms`` shows up or the day boundary passes it. The walk is bounded
+    by the window's time, never by a page count; the rate limit is the client's pacing.
+
+    After the iteration, ``complete`` says whether REST reached back to ``since_ms``: a
+    trade older than it showed up, or the day it falls in ran out and REST still keeps the
+    day before. If not, ``reached_ms`` is the oldest trade time REST did give (None: none),
+    so ``[since_ms, reached_ms)`` is what REST no longer serves.
+    """
+
+    def __init__(
+        self,
+        client: UpbitRestClient,
+        market: str,
+        *,
+        since_ms: int,
+        until_ms: int | None = None,
+        page_size: int = MAX_PAGE,
+    ) -> None:
+        self.client = client
+        self.market = market
+        self.since_ms = since_ms
+        self.until_ms = until_ms
+        self.page_size = max(1, min(page_size, MAX_PAGE))
+        self.complete = False
+        self.reached_ms: int | None = None  # the oldest trade time REST gave
+        self.requests = 0
+
+    async def _get(
+        self, *, cursor: int | None = None, days_ago: int = 0, to: str | None = None
+    ) -> list[dict[str, Any]]:
+        self.requests += 1
+        return await self.client.trade_ticks(
+            self.market,
+            count=self.page_size,
+            cursor=cursor,
+            to=to if cursor is None else None,
+            days_ago=days_ago or None,
+        )
+
+    async def pages(self) -> AsyncIterator[list[dict[str, Any]]]:
+        until = self.until_ms
+        page = await self._get()
+        # the newest trade date is the exchange's "today"; with no trade today (a quiet
+        # market just after midnight) the day of the window's end stands in for it
+        if page:
+            newest_day = _row_day_start(page[0])
+        else:
+            newest_day = _utc_day_start(until if until is not None else int(time.time() * 1000))
+        days_ago = 0
+        if until is not None and page and page[-1]["trade_timestamp"] > until:
+            # the window ends before this page: jump to its day, just past ``until``
+            days_ago = (newest_day - _utc_day_start(until)) // DAY_MS
+            if days_ago > MAX_DAYS_AGO:
+                return
+            to = None if until % DAY_MS >= DAY_MS - 1000 else _hhmmss(until + 1000)
+            page = await self._get(days_ago=days_ago, to=to)
+        while True:
+            rows = page if until is None else [r for r in page if r["trade_timestamp"] <= until]
+            fresh = [r for r in rows if r["trade_timestamp"] >= self.since_ms]
+            if fresh:
+                yield fresh
+            if page:
+                oldest = page[-1]["trade_timestamp"]
+                self.reached_ms = (
+                    oldest if self.reached_ms is None else min(self.reached_ms, oldest)
+                )
+                if oldest < self.since_ms:
+                    self.complete = True
+                    return
+            if len(page) >= self.page_size:
+                page = await self._get(cursor=int(page[-1]["sequential_id"]), days_ago=days_ago)
+                continue
+            # this day has nothing older
+            if newest_day - days_ago * DAY_MS <= self.since_ms:
+                # the window starts within it: done, if REST still keeps older trades at all
+                # (otherwise the part before ``reached_ms`` may have been forgotten)
+                if days_ago < MAX_DAYS_AGO:
+                    self.requests += 1
+                    older = await self.client.trade_ticks(
+                        self.market, count=1, days_ago=days_ago + 1
+                    )
+                    self.complete = bool(older)
+                return
+            days_ago += 1
+            if days_ago > MAX_DAYS_AGO:
+                return
+            page = await self._get(days_ago=days_ago)

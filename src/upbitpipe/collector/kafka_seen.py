@@ -1,0 +1,123 @@
+"""What Kafka already holds of the trades a restart is about to backfill.
+
+The resume point trails what Kafka acknowledged (the sink reports durability at its flush,
+and a SIGKILL can come between an acknowledgement and the next save of ``resume.json``), so
+a restart's backfill re-fetches a few trades Kafka already has. Rather than re-send them,
+the collector reads the trade topic back from the moment the oldest of those trades can
+have been sent (the receive time of the resume point, less a margin) to its current end,
+plus the sink's own on-disk spool (records acknowledged to the collector, not yet sent),
+and skips those ``(market, sequential_id)`` for the Kafka sink only. Kafka then holds each
+trade once across restarts; the lake's primary keys make the same re-fetch harmless there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from upbitpipe.config import KafkaSettings, reveal
+
+log = logging.getLogger(__name__)
+
+READ_MARGIN_MS = 60_000
+TradeKey = tuple[str, int]
+
+
+def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "enable_auto_commit": False,
+        "group_id": None,
+        "auto_offset_reset": "latest",
+        "security_protocol": settings.security_protocol,
+        "request_timeout_ms": settings.request_timeout_ms,
+    }
+    if settings.sasl_mechanism:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = reveal(settings.sasl_password)
+    return options
+
+
+def _key(value: bytes) -> TradeKey | None:
+    try:
+        record = orjson.loads(value)
+        return (str(record["market"]), int(record["sequential_id"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+async def trades_in_kafka(
+    settings: KafkaSettings, since_wall_ms: int, *, limit_seconds: float = 60.0
+) -> set[TradeKey] | None:
+    """Trade keys in the trade topic written since ``since_wall_ms`` (our clock, less a
+    margin); None when Kafka cannot be read (the restart then re-sends at least once)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    topic = settings.topic("trade")
+    consumer = AIOKafkaConsumer(**consumer_options(settings))
+    seen: set[TradeKey] = set()
+    try:
+        async with asyncio.timeout(limit_seconds):
+            await consumer.start()
+            partitions = consumer.partitions_for_topic(topic) or set()
+            if not partitions:
+                await consumer.topics()  # metadata refresh; the topic may not exist yet
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            if not tps:
+                return seen
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            starts = await consumer.offsets_for_times(
+                {tp: max(0, since_wall_ms - READ_MARGIN_MS) for tp in tps}
+            )
+            todo = {}
+            for tp in tps:
+                found = starts.get(tp)
+                if found is None or found.offset >= ends[tp]:
+                    continue
+                consumer.seek(tp, found.offset)
+                todo[tp] = ends[tp]
+            while todo:
+                batches = await consumer.getmany(*todo, timeout_ms=1000)
+                for records in batches.values():
+                    for record in records:
+                        if record.value is not None and (key := _key(record.value)):
+                            seen.add(key)
+                for tp in list(todo):
+                    if await consumer.position(tp) >= todo[tp]:
+                        del todo[tp]
+    except Exception as exc:  # Kafka down or slow: at-least-once is the fallback
+        log.warning(
+            "cannot read back the trade topic %s (%s: %s); trades the restart backfills may "
+            "reach Kafka twice",
+            topic,
+            type(exc).__name__,
+            exc,
+        )
+        return None
+    finally:
+        try:
+            await consumer.stop()
+        except Exception as exc:  # closing a consumer that never started
+            log.debug("kafka read-back consumer stop: %s", exc)
+    return seen
+
+
+def trades_in_spool(spool_dir: Path, topic: str) -> set[TradeKey]:
+    """Trade keys waiting in the Kafka sink's spool (sent again by the sink at start)."""
+    from upbitpipe.sinks.spool import DiskSpool
+
+    if not spool_dir.is_dir() or not any(spool_dir.glob("segment-*")):
+        return set()
+    spool = DiskSpool(spool_dir, max_bytes=1 << 62)
+    return {
+        key
+        for record in spool.peek(len(spool))
+        if record.topic == topic and (key := _key(record.value))
+    }
