@@ -13,14 +13,15 @@ import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 
 def make_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
     """Write ``replay-cert.pem`` and ``replay-key.pem`` into ``directory``; return both."""
+    # imported here: only --tls needs it, and plain serving must not depend on it
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     directory.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [
