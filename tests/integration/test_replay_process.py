@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from upbitpipe.archive.capture import CaptureWriter
+from upbitpipe.archive.capture import CaptureWriter, read_capture
+from upbitpipe.collector.status import read_status
+from upbitpipe.config import load_settings
+from upbitpipe.lake.read import trade_id_counts
 from upbitpipe.upbit.codec import MarketEvent, parse_frame, subscribe_request
 
 pytestmark = pytest.mark.timeout(60)  # replay tier: no services needed
@@ -112,3 +116,64 @@ def test_replays_a_capture_file(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+CORPUS = DATA / "upbit_cryptofeed_2021.jsonl.gz"
+
+
+def test_real_frames_go_through_replay_collect_and_lake_once(tmp_path: Path) -> None:
+    """Real Upbit frames as a capture: replay serve -> collect -> lake, no dead letter,
+    every recorded trade stored exactly once."""
+    recorded: Counter[tuple[str, int]] = Counter()
+    markets: set[str] = set()
+    for _, frame in read_capture(CORPUS):
+        event = parse_frame(frame)
+        assert isinstance(event, MarketEvent)
+        markets.add(event.market)
+        if event.type == "trade":
+            recorded[(event.market, int(event.data["sequential_id"]))] += 1
+    proc, ws_url, rest_url = _start(str(CORPUS), "--speed", "10", "--no-limits")
+    state, lake_dir = tmp_path / "state", tmp_path / "lake"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_")},
+        "UPBITPIPE_UPBIT__WEBSOCKET_URL": ws_url,
+        "UPBITPIPE_UPBIT__REST_URL": rest_url,
+        "UPBITPIPE_COLLECTOR__STATE_DIR": str(state),
+        "UPBITPIPE_LAKE__WAREHOUSE": str(lake_dir),
+        "UPBITPIPE_METRICS__PORT": "0",
+    }
+    try:
+        collect = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "upbitpipe",
+                "collect",
+                "--markets",
+                ",".join(sorted(markets)),
+                "--types",
+                "trade,orderbook",
+                "--sink",
+                "lake",
+                "--duration",
+                "15",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+    assert collect.returncode == 0, collect.stderr[-2000:]
+    status = read_status(state / "status.json")
+    assert status is not None
+    assert status.dead_letters_total == 0, status.dead_letters
+    assert status.events.get("orderbook", 0) == 145
+    settings = load_settings(
+        overrides={"lake.warehouse": str(lake_dir), "collector.state_dir": str(state)}, env={}
+    ).settings
+    stored = trade_id_counts(settings)
+    assert set(stored) == set(recorded), "recorded trades missing from (or added to) the lake"
+    assert max(stored.values()) == 1, "a trade is stored twice"
