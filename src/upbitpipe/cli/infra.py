@@ -75,8 +75,10 @@ def up(
 ) -> None:
     """Start components in dependency order; returns once each one answers its health check.
 
-    Native processes keep pid files, logs and data under infra.state_dir; artifacts (Kafka
-    jars, the MinIO build) are fetched once into infra.cache_dir and reused offline.
+    Native processes keep pid files, logs and data under infra.state_dir. What they need
+    (Kafka jars, the MinIO build, the Flink runtime and jars) is fetched and built once, in
+    parallel, into infra.cache_dir - the first run says what and about how long, then shows
+    progress - and reused offline after that.
 
     Examples:
 
@@ -87,13 +89,16 @@ def up(
       upbitpipe infra up kafka minio flink clickhouse grafana --runtime docker
     """
     settings, chosen, names = _setup(ctx, runtime, components, brokers)
+    began = time.monotonic()
     if chosen == "native":
         try:
             check_native(names)
         except UpbitpipeError:
             fail(DOCKER_ONLY_MESSAGE)
+        _prepare_native(names, settings)
     explicit = bool(components)
     skipped: list[str] = []
+    started: list[str] = []
     for name in names:
         try:
             starter = starters(
@@ -106,19 +111,39 @@ def up(
                 continue
             fail(str(exc))
         console.print(f"starting {name} ({chosen}) ...")
-        began = time.monotonic()
+        step_began = time.monotonic()
         try:
             starter.start(settings.infra.start_timeout_seconds)
         except UpbitpipeError as exc:
             fail(str(exc))
         st = starter.status()
         console.print(
-            f"[green]up[/] {name:<6} {st.address}  ({time.monotonic() - began:.1f} s)  {st.version}"
+            f"[green]up[/] {name:<6} {st.address}  ({time.monotonic() - step_began:.1f} s)  {st.version}"
         )
+        started.append(name)
         if name == "s3" and chosen == "native":
             _init_buckets_after_start(settings)
+    if started:
+        console.print(f"infra up: {', '.join(started)} up in {time.monotonic() - began:.0f} s")
     if skipped and explicit:
         raise typer.Exit(1)
+
+
+def _prepare_native(names: list[str], settings: Settings) -> None:
+    """Fetch and build what the components need, all at once, saying so first."""
+    from upbitpipe.cli.prepare_view import PrepareView, plan_lines
+    from upbitpipe.prepare import plan, run_steps
+
+    steps = plan(names, settings)
+    if not steps:
+        return
+    for line in plan_lines(steps):
+        console.print(line, markup=False)
+    with PrepareView(console) as view:
+        failures = run_steps(steps, view)
+    if failures:
+        step, error = failures[0]
+        fail(f"{step.name}: {error}")
 
 
 def _init_buckets_after_start(settings: Settings) -> None:

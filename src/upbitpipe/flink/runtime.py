@@ -1,11 +1,19 @@
-"""The Flink runtime: a private virtualenv with ``apache-flink``, plus a lib dir with our jars.
+"""The Flink runtime: a private virtualenv with PyFlink, plus a lib dir with our jars.
 
 ``apache-flink`` pins old pyarrow/apache-beam versions that conflict with pypaimon in the
 project's own environment, so Flink lives in a venv of its own under the user cache dir,
-created on first use (``pip install apache-flink==<pinned>``, progress shown) and reused
-after. It provides the Flink distribution: ``pyflink/lib`` (flink-dist, planner, formats),
-``pyflink/bin`` (jobmanager.sh, taskmanager.sh) and the Python Table API that the submit
-runner uses.
+created on first use and reused after. It provides the Flink distribution:
+``pyflink/lib`` (flink-dist, planner, formats), ``pyflink/bin`` (jobmanager.sh,
+taskmanager.sh) and the Python Table API that the submit runner uses.
+
+Only what that needs is installed (:data:`REQUIREMENTS`, with ``--no-deps``): the
+``apache-flink`` package (the Python API), ``apache-flink-libraries`` (the jars and
+scripts), ``py4j`` (the bridge to the JVM) and ``ruamel.yaml`` (PyFlink reads the Flink
+config with it). ``apache-flink``'s declared dependencies - Apache Beam, pandas, pyarrow,
+grpcio, numpy, ... - serve Python UDFs and pandas conversion, which upbitpipe does not use;
+installing them took most of a first run. Without Beam, PyFlink must not start its Python
+UDF worker service for a local environment: :meth:`FlinkRuntime.env` sets
+``_python_worker_execution_mode=process``, which skips it (SQL-only jobs never need it).
 
 The connector jars are not copied into the venv: :meth:`FlinkRuntime.ensure` builds
 ``<runtime>/lib/`` with symlinks to the distribution jars *and* the pinned connector jars,
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
@@ -34,6 +43,23 @@ log = logging.getLogger(__name__)
 
 READY_MARKER = ".upbitpipe-ready"
 PIP_TIMEOUT_SECONDS = 1800.0
+#: What the venv gets, installed with ``--no-deps`` (see the module docstring for why).
+REQUIREMENTS: tuple[str, ...] = (
+    f"apache-flink=={FLINK_VERSION}",
+    f"apache-flink-libraries=={FLINK_VERSION}",
+    "py4j==0.10.9.7",
+    "ruamel.yaml==0.19.1",
+)
+#: A runtime directory per requirement set: changing :data:`REQUIREMENTS` makes a new one
+#: and never touches a venv a running cluster uses.
+RUNTIME_ID = (
+    f"{FLINK_VERSION}-{hashlib.sha256(chr(10).join(REQUIREMENTS).encode()).hexdigest()[:8]}"
+)
+#: Roughly how long creating the runtime takes on 2 cores (downloads ~240 MB from PyPI and
+#: repacks apache-flink-libraries into a wheel; seconds with a warm pip cache).
+CREATE_ESTIMATE_SECONDS = (15, 60)
+#: pip output lines worth showing as progress.
+_PIP_PROGRESS = ("Collecting", "Downloading", "Building", "Installing", "Successfully")
 #: PyFlink 1.20 supports CPython 3.8 - 3.11.
 SUPPORTED_PYTHONS = ("3.11", "3.10", "3.9")
 
@@ -74,7 +100,7 @@ class FlinkRuntime:
 
     @classmethod
     def in_cache(cls, cache_dir: Path) -> FlinkRuntime:
-        return cls(cache_dir / "flink" / FLINK_VERSION)
+        return cls(cache_dir / "flink" / RUNTIME_ID)
 
     @property
     def venv(self) -> Path:
@@ -102,7 +128,12 @@ class FlinkRuntime:
         return found[-1]
 
     def is_ready(self) -> bool:
-        return (self.root / READY_MARKER).is_file() and self.python.is_file()
+        marker = self.root / READY_MARKER
+        try:
+            installed = marker.read_text(encoding="utf-8").split()
+        except OSError:
+            return False
+        return installed == list(REQUIREMENTS) and self.python.is_file()
 
     def ensure(
         self,
@@ -110,12 +141,20 @@ class FlinkRuntime:
         *,
         progress: bool = True,
         echo: Callable[[str], None] | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> FlinkRuntime:
-        """Create the venv (once), fetch the connector jars, (re)build the lib dir."""
+        """Create the venv (once), fetch the connector jars, (re)build the lib dir.
+
+        ``echo`` gets what is being done (one line); ``on_line`` every progress line of pip
+        (default: ``echo`` when ``progress``, else nothing). ``progress`` also shows the
+        download bars of the connector jars.
+        """
         require_java(11)
+        if on_line is None and progress:
+            on_line = echo or (lambda line: log.info("%s", line))
         with _locked(self.root.parent / f".{self.root.name}.lock"):
             if not self.is_ready():
-                self._create_venv(progress=progress, echo=echo)
+                self._create_venv(echo=echo, on_line=on_line)
             jars = fetch_connector_jars(cache_dir, progress=progress)
             self._build_lib_dir(jars)
             build_plugins_dir(
@@ -123,43 +162,45 @@ class FlinkRuntime:
             )
         return self
 
-    def _create_venv(self, *, progress: bool, echo: Callable[[str], None] | None) -> None:
+    def _create_venv(
+        self, *, echo: Callable[[str], None] | None, on_line: Callable[[str], None] | None
+    ) -> None:
         say = echo or (lambda line: log.info("%s", line))
         if self.venv.exists():
             shutil.rmtree(self.venv)
         self.root.mkdir(parents=True, exist_ok=True)
         python = _python_for_venv()
-        say(f"creating the Flink runtime in {self.venv} (apache-flink=={FLINK_VERSION}, once)")
-        self._run([python, "-m", "venv", str(self.venv)], say, progress=False)
+        say(f"creating the Flink runtime in {self.venv} ({', '.join(REQUIREMENTS)}; once)")
+        self._run([python, "-m", "venv", str(self.venv)], say, on_line=None)
+        pip = [str(self.python), "-m", "pip", "--disable-pip-version-check"]
         self._run(
-            [
-                str(self.python),
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--progress-bar",
-                "on" if progress else "off",
-                f"apache-flink=={FLINK_VERSION}",
-            ],
+            [*pip, "install", "--no-deps", "--progress-bar", "off", *REQUIREMENTS],
             say,
-            progress=progress,
+            on_line=on_line,
         )
-        (self.root / READY_MARKER).write_text(f"apache-flink=={FLINK_VERSION}\n", encoding="utf-8")
+        # the Table API imports, without a JVM: a missing module shows up now, not at submit
+        self._run([str(self.python), "-c", "import pyflink.table"], say, on_line=None)
+        (self.root / READY_MARKER).write_text("\n".join(REQUIREMENTS) + "\n", encoding="utf-8")
 
     @staticmethod
-    def _run(argv: list[str], say: Callable[[str], None], *, progress: bool) -> None:
+    def _run(
+        argv: list[str], say: Callable[[str], None], *, on_line: Callable[[str], None] | None
+    ) -> None:
         tail: list[str] = []
         try:
             proc = subprocess.Popen(  # noqa: S603 - our own argv
                 argv,
-                stdout=None if progress else subprocess.PIPE,
-                stderr=subprocess.STDOUT if not progress else None,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
                 text=True,
+                env={**os.environ, "PIP_NO_INPUT": "1"},
             )
-            if proc.stdout is not None:
-                for line in proc.stdout:
-                    tail = [*tail[-19:], line.rstrip()]
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.rstrip()
+                tail = [*tail[-19:], line]
+                if on_line is not None and line.lstrip().startswith(_PIP_PROGRESS):
+                    on_line(line.strip())
             code = proc.wait(timeout=PIP_TIMEOUT_SECONDS)
         except (OSError, subprocess.TimeoutExpired) as exc:
             msg = f"creating the Flink runtime failed: {' '.join(argv[:4])}: {exc}"
@@ -201,4 +242,6 @@ class FlinkRuntime:
             env["JAVA_HOME"] = str(Path(java).resolve().parent.parent)
         env.pop("PYTHONPATH", None)
         env.pop("VIRTUAL_ENV", None)
+        # no Python UDF worker (it needs Apache Beam, which the runtime leaves out)
+        env["_python_worker_execution_mode"] = "process"
         return env

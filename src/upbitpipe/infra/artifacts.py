@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,9 +84,17 @@ def _verified(path: Path, artifact: Artifact) -> bool:
     return False
 
 
-def fetch(artifact: Artifact, cache_dir: Path, *, progress: bool = True) -> Path:
+def fetch(
+    artifact: Artifact,
+    cache_dir: Path,
+    *,
+    progress: bool = True,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Path:
     """The verified local copy of ``artifact``, downloading it if it is not cached yet.
 
+    ``progress`` shows a download bar; ``on_bytes`` instead gets the size of every chunk
+    received (for a caller that shows several downloads at once).
     Raises :class:`ArtifactError` (one line) when the download fails or the checksum differs.
     A partial or bad download never replaces a good file: it goes to a temp name first.
     """
@@ -114,13 +123,15 @@ def fetch(artifact: Artifact, cache_dir: Path, *, progress: bool = True) -> Path
                 TransferSpeedColumn(),
                 TimeRemainingColumn(),
                 transient=True,
-                disable=not progress,
+                disable=not progress or on_bytes is not None,
             ) as bar:
                 task = bar.add_task(artifact.filename, total=total)
                 for chunk in resp.iter_bytes(CHUNK):
                     out.write(chunk)
                     digest.update(chunk)
                     bar.advance(task, len(chunk))
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
     except httpx.HTTPError as exc:
         tmp.unlink(missing_ok=True)
         msg = f"{artifact.name}: download from {artifact.url} failed ({type(exc).__name__}: {exc}); offline? pre-fill {target_dir}"
@@ -141,12 +152,32 @@ def fetch(artifact: Artifact, cache_dir: Path, *, progress: bool = True) -> Path
 
 
 def fetch_all(
-    artifacts: Iterable[Artifact], cache_dir: Path, *, progress: bool = True
+    artifacts: Iterable[Artifact],
+    cache_dir: Path,
+    *,
+    progress: bool = True,
+    on_bytes: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> list[Path]:
-    """:func:`fetch` each artifact in order; the paths come back in the same order."""
-    return [fetch(artifact, cache_dir, progress=progress) for artifact in artifacts]
+    """:func:`fetch` each artifact; the paths come back in the order given.
+
+    ``workers`` > 1 downloads that many at once (many small jars: latency, not bandwidth,
+    bounds a sequential fetch). The per-file bars are shown only for sequential fetches.
+    """
+    items = list(artifacts)
+    if workers <= 1 or len(items) <= 1:
+        return [fetch(a, cache_dir, progress=progress, on_bytes=on_bytes) for a in items]
+    count = on_bytes or (lambda _n: None)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(fetch, a, cache_dir, progress=False, on_bytes=count) for a in items]
+        return [f.result() for f in futures]
+
+
+def missing(artifacts: Iterable[Artifact], cache_dir: Path) -> list[Artifact]:
+    """The artifacts not in the cache yet (what a :func:`fetch_all` would download)."""
+    return [a for a in artifacts if not (artifacts_dir(cache_dir) / a.filename).is_file()]
 
 
 def all_cached(artifacts: Iterable[Artifact], cache_dir: Path) -> bool:
     """True when every artifact is already in the cache (no download would be needed)."""
-    return all((artifacts_dir(cache_dir) / a.filename).is_file() for a in artifacts)
+    return not missing(artifacts, cache_dir)
