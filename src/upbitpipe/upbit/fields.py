@@ -1,9 +1,10 @@
 """Upbit field names, declared as data: SIMPLE abbreviation -> DEFAULT name, per type.
 
-Sources: docs.upbit.com websocket-ticker / websocket-trade / websocket-orderbook (see
-/work/shared/notes). ``code``/``cd`` is mapped straight to ``market`` because that is the name
-the rest of upbitpipe uses (data contract in DESIGN.md). Keys not listed pass through
-unchanged, so a field Upbit adds tomorrow is kept, not dropped.
+Sources: docs.upbit.com websocket-ticker / websocket-trade / websocket-orderbook, checked
+against the recorded frames in ``tests/data/`` (which the codec tests replay). ``code``/``cd``
+is mapped straight to ``market`` because that is the name the rest of upbitpipe uses (the
+data contract in the README). Keys not listed pass through unchanged, so a field Upbit adds
+tomorrow is kept, not dropped.
 """
 
 from __future__ import annotations
