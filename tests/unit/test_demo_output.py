@@ -50,9 +50,7 @@ def test_demo_piped_to_a_file_is_a_short_plain_transcript(tmp_path: Path) -> Non
     """The README's main command with its output in a file: no JSON log line of any
     library, no line twice (outside the stats tables' frames), and it still passes."""
     out = tmp_path / "out.txt"
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_") and k != "COLUMNS"
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_") and k != "COLUMNS"}
     env |= {
         "HOME": str(tmp_path / "home"),
         "XDG_DATA_HOME": str(tmp_path / "home" / "data"),
@@ -84,7 +82,7 @@ def test_demo_piped_to_a_file_is_a_short_plain_transcript(tmp_path: Path) -> Non
     assert "pypaimon" not in text and "Successfully commit" not in text
     progress = [line for line in lines if line.startswith("  collected ")]
     assert 1 <= len(progress) <= 3, text  # 12 s piped: a line at most every 5 s
-    prose = [line for line in lines if line.strip() and not line.lstrip()[0] in "┏┃┡│└"]
+    prose = [line for line in lines if line.strip() and line.lstrip()[0] not in "┏┃┡│└"]
     repeated = {line for line in prose if prose.count(line) > 1}
     assert repeated == set(), text
     assert len(lines) < 60, text

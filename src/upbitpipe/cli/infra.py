@@ -25,7 +25,7 @@ from upbitpipe.stack import (
 )
 
 app = typer.Typer(help="Start, stop and inspect the local cluster.", no_args_is_help=True)
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ComponentsArg = Annotated[
     list[str] | None,

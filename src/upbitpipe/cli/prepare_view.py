@@ -100,8 +100,6 @@ class PrepareView:
             self.running.add(step.name)
             if self.bar is not None:
                 self.tasks[step.name] = self.bar.add_task(step.name, total=None, detail="starting")
-            else:
-                self._line(f"{step.name}: started")
 
     def progress(self, step: Step, text: str) -> None:
         with self.lock:
