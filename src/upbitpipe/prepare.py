@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from upbitpipe.config import Settings
-from upbitpipe.flink.jars import CONNECTOR_JARS, FLINK_VERSION
+from upbitpipe.flink.jars import CONNECTOR_JARS, FLINK_VERSION, PLUGINS
 from upbitpipe.flink.runtime import CREATE_ESTIMATE_SECONDS, FlinkRuntime
 from upbitpipe.infra.artifacts import Artifact, fetch_all, missing
 from upbitpipe.infra.kafka_artifacts import KAFKA_JARS, KAFKA_VERSION
@@ -117,7 +117,14 @@ def plan(components: Sequence[str], settings: Settings) -> list[Step]:
         )
     if "flink" in components:
         steps.append(
-            _jar_step("flink", "flink jars", "Flink connector", CONNECTOR_JARS, cache_dir, 139)
+            _jar_step(
+                "flink",
+                "flink jars",
+                "Flink connector and plugin",
+                (*CONNECTOR_JARS, *PLUGINS.values()),
+                cache_dir,
+                170,
+            )
         )
         runtime = FlinkRuntime.in_cache(cache_dir)
         if not runtime.is_ready():

@@ -6,7 +6,9 @@ components that use that plumbing to host themselves (``flink.cluster``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -107,3 +109,29 @@ def unavailable_status(component: str, settings: Settings, reason: str) -> Servi
         running=False,
         detail=reason,
     )
+
+
+def start_together(
+    named: Sequence[tuple[str, ServiceStarter]],
+    timeout: float,
+    on_up: Callable[[str, ServiceStarter, float], None],
+) -> list[tuple[str, BaseException]]:
+    """Start every starter at once and wait for all; ``on_up(name, starter, seconds)`` runs
+    (in a worker thread) as each one becomes healthy. Returns the failures, in ``named``
+    order; what did start is left running (``infra up`` is idempotent, a rerun skips it)."""
+
+    def one(item: tuple[str, ServiceStarter]) -> BaseException | None:
+        name, starter = item
+        began = time.monotonic()
+        try:
+            starter.start(timeout)
+        except Exception as exc:  # every failure is reported, the others still finish
+            return exc
+        on_up(name, starter, time.monotonic() - began)
+        return None
+
+    if not named:
+        return []
+    with ThreadPoolExecutor(max_workers=len(named), thread_name_prefix="start") as pool:
+        results = list(pool.map(one, named))
+    return [(name, exc) for (name, _), exc in zip(named, results, strict=True) if exc is not None]

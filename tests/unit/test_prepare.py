@@ -12,7 +12,7 @@ from rich.console import Console
 
 from upbitpipe.cli.prepare_view import PrepareView, plan_lines, span
 from upbitpipe.config import InfraSettings, Settings
-from upbitpipe.flink.jars import CONNECTOR_JARS
+from upbitpipe.flink.jars import CONNECTOR_JARS, PLUGINS
 from upbitpipe.flink.runtime import READY_MARKER, REQUIREMENTS, FlinkRuntime
 from upbitpipe.infra.kafka_artifacts import KAFKA_JARS
 from upbitpipe.infra.s3server import GoBuildProgress, minio_binary_path
@@ -24,7 +24,7 @@ def _settings(cache: Path) -> Settings:
 
 
 def _fill_cache(cache: Path) -> None:
-    for artifact in (*KAFKA_JARS, *CONNECTOR_JARS):
+    for artifact in (*KAFKA_JARS, *CONNECTOR_JARS, *PLUGINS.values()):
         path = cache / "artifacts" / artifact.filename
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"jar")
@@ -122,8 +122,8 @@ def test_plan_is_said_before_anything_runs() -> None:
     ]
     assert estimate(steps) == (120, 240)
     lines = plan_lines(steps)
-    assert lines[0].startswith(
-        "first run: fetching and building 2 things in parallel, about 2-4 min"
+    assert lines[0] == (
+        "preparing once (cached afterwards): 2 steps in parallel, about 2-4 min on 2 cores:"
     )
     assert lines[1:] == [
         "  kafka jars    46 jars  (~5-30 s)",

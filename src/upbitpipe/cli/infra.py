@@ -13,16 +13,18 @@ from rich.table import Table
 from upbitpipe.cli.context import cli_context, fail
 from upbitpipe.config import Settings
 from upbitpipe.errors import ServiceUnavailableError, UpbitpipeError
-from upbitpipe.infra.base import ServiceStatus
+from upbitpipe.infra.base import ServiceStarter, ServiceStatus
 from upbitpipe.stack import (
     DOCKER_ONLY_MESSAGE,
     Runtime,
     check_native,
     normalize_components,
     resolve_runtime,
+    start_together,
     starters,
     unavailable_status,
 )
+from upbitpipe.storage.credentials import local_credentials
 
 app = typer.Typer(help="Start, stop and inspect the local cluster.", no_args_is_help=True)
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -73,7 +75,10 @@ def up(
     ] = None,
     compose_file: ComposeOpt = None,
 ) -> None:
-    """Start components in dependency order; returns once each one answers its health check.
+    """Start components; returns once each one answers its health check.
+
+    Native components start at the same time (none needs another to start); docker ones in
+    dependency order.
 
     Native processes keep pid files, logs and data under infra.state_dir. What they need
     (Kafka jars, the MinIO build, the Flink runtime and jars) is fetched and built once, in
@@ -96,37 +101,57 @@ def up(
         except UpbitpipeError:
             fail(DOCKER_ONLY_MESSAGE)
         _prepare_native(names, settings)
-    explicit = bool(components)
+        if "s3" in names:  # the server's keys exist before Flink starts (its S3 plugin uses them)
+            local_credentials(settings.s3, settings.infra.state_dir, create=True)
+            settings = cli_context(ctx).settings(
+                {"infra.runtime": runtime, "infra.kafka_brokers": brokers}
+            )
     skipped: list[str] = []
-    started: list[str] = []
+    todo: list[tuple[str, ServiceStarter]] = []
     for name in names:
         try:
-            starter = starters(
-                [name], settings, chosen, brokers=brokers, compose_file=compose_file
-            )[0]
+            todo.append(
+                (
+                    name,
+                    starters([name], settings, chosen, brokers=brokers, compose_file=compose_file)[
+                        0
+                    ],
+                )
+            )
         except ServiceUnavailableError as exc:
-            if name == "flink":
-                console.print(f"[yellow]skipped[/] flink: {exc}")
-                skipped.append(name)
-                continue
-            fail(str(exc))
-        console.print(f"starting {name} ({chosen}) ...")
-        step_began = time.monotonic()
-        try:
-            starter.start(settings.infra.start_timeout_seconds)
-        except UpbitpipeError as exc:
-            fail(str(exc))
-        st = starter.status()
-        console.print(
-            f"[green]up[/] {name:<6} {st.address}  ({time.monotonic() - step_began:.1f} s)  {st.version}"
-        )
-        started.append(name)
-        if name == "s3" and chosen == "native":
+            if name != "flink":
+                fail(str(exc))
+            console.print(f"[yellow]skipped[/] flink: {exc}")
+            skipped.append(name)
+    timeout = settings.infra.start_timeout_seconds
+    if chosen == "native":
+        # native components do not need each other to start: start them all at once
+        console.print(f"starting {', '.join(n for n, _ in todo)} (native) ...")
+        failures = start_together(todo, timeout, _print_up)
+        if failures:
+            fail(str(failures[0][1]))
+        if any(n == "s3" for n, _ in todo):
             _init_buckets_after_start(settings)
-    if started:
-        console.print(f"infra up: {', '.join(started)} up in {time.monotonic() - began:.0f} s")
-    if skipped and explicit:
+    else:
+        for name, starter in todo:
+            console.print(f"starting {name} ({chosen}) ...")
+            step_began = time.monotonic()
+            try:
+                starter.start(timeout)
+            except UpbitpipeError as exc:
+                fail(str(exc))
+            _print_up(name, starter, time.monotonic() - step_began)
+    if todo:
+        console.print(
+            f"infra up: {', '.join(n for n, _ in todo)} up in {time.monotonic() - began:.0f} s"
+        )
+    if skipped and components:
         raise typer.Exit(1)
+
+
+def _print_up(name: str, starter: ServiceStarter, seconds: float) -> None:
+    st = starter.status()
+    console.print(f"[green]up[/] {name:<6} {st.address}  ({seconds:.1f} s)  {st.version}")
 
 
 def _prepare_native(names: list[str], settings: Settings) -> None:

@@ -33,10 +33,8 @@ def span(low: int, high: int) -> str:
 def plan_lines(steps: Sequence[Step]) -> list[str]:
     """What will be fetched or built, and about how long, before anything starts."""
     low, high = estimate(steps)
-    lines = [
-        f"first run: fetching and building {len(steps)} things in parallel, "
-        f"about {span(low, high)} on 2 cores (cached afterwards):"
-    ]
+    what = f"{len(steps)} steps in parallel" if len(steps) > 1 else "1 step"
+    lines = [f"preparing once (cached afterwards): {what}, about {span(low, high)} on 2 cores:"]
     lines += [f"  {s.name:<13} {s.what}  (~{span(*s.estimate)})" for s in steps]
     return lines
 

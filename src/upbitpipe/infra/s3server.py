@@ -141,8 +141,8 @@ def build_minio(
             )
             raise ArtifactError(msg)
         with tempfile.TemporaryDirectory(dir=target.parent) as gobin:
-            # -s -w: no symbol table / DWARF (as MinIO's own release builds): faster link
-            argv = [go, "install", "-v", "-ldflags=-s -w", spec]
+            # no DWARF, no symbol table (as MinIO's own release builds): less to compile and link
+            argv = [go, "install", "-v", "-gcflags=all=-dwarf=false", "-ldflags=-s -w", spec]
             code = _run_logged(
                 argv, {**env, "GOBIN": gobin}, logfile, GoBuildProgress(report), deadline
             )
