@@ -7,18 +7,24 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from upbitpipe.cli.demo import ProgressPrinter, progress_line
+from upbitpipe.collector.status import CollectorStatus, ConnectionStatus
 
 
-def _snap(trades: int, disconnects: int = 0) -> dict[str, Any]:
-    return {
-        "events": {"trade": trades, "ticker": trades},
-        "connections": [{"disconnects": disconnects}],
-        "backfilled": {"KRW-BTC": 2},
-        "dead_letters": {"malformed": 1},
-    }
+def _snap(trades: int, disconnects: int = 0) -> CollectorStatus:
+    return CollectorStatus(
+        instance_id="test",
+        pid=1,
+        updated_at=0.0,
+        started_at=0.0,
+        markets=["KRW-BTC"],
+        types=["trade", "ticker"],
+        events={"trade": trades, "ticker": trades},
+        connections=[ConnectionStatus(shard=0, markets=1, connected=True, disconnects=disconnects)],
+        backfilled={"KRW-BTC": 2},
+        dead_letters={"malformed": 1},
+    )
 
 
 def test_progress_line() -> None:
