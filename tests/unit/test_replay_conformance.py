@@ -235,3 +235,11 @@ async def test_rest_and_websocket_share_the_port(server: ReplayServer) -> None:
         assert (await client.get("/v1/nothing")).status_code == 404
         stats = (await client.get("/_replay/stats")).json()
         assert stats["messages_generated"] > 0
+
+
+async def test_upgrade_answer_carries_the_connect_budget(server: ReplayServer) -> None:
+    async with connect(server.ws_url) as ws:
+        assert ws.response is not None
+        headers = ws.response.headers
+        assert headers["Remaining-Req"].startswith("group=websocket; min=300; sec=")
+        assert headers["limit-by-ip"] == "Yes"

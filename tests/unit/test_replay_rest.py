@@ -58,7 +58,17 @@ async def test_errors_have_upbits_shape(client: tuple[ReplayServer, httpx.AsyncC
     assert unknown.status_code == 404
     assert unknown.json() == {"error": {"name": 404, "message": "Code not found"}}
     missing = await http.get("/v1/orderbook")
-    assert missing.json()["error"]["name"] == 400
+    assert missing.json() == {
+        "error": {
+            "name": 400,
+            "message": "Missing request parameter error. Check the required parameters!",
+        }
+    }
+    mismatch = await http.get("/v1/orderbook", params={"markets": "KRW-BTC", "count": "abc"})
+    assert mismatch.json()["error"] == {
+        "name": 400,
+        "message": "Type mismatch error. Check the parameters type!",
+    }
     bad_unit = await http.get("/v1/candles/minutes/7", params={"market": "KRW-BTC"})
     assert bad_unit.json() == {"error": {"name": 400, "message": "specified unit is not valid."}}
     nowhere = await http.get("/v1/nope")
