@@ -209,3 +209,11 @@ def test_help_has_examples() -> None:
     assert result.exit_code == 0
     assert 'upbitpipe sql "SELECT market, count() FROM trade GROUP BY market"' in result.stdout
     assert "--preset candles" in result.stdout
+
+
+def test_no_output_file_is_left_when_the_lake_is_missing(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    result = runner.invoke(
+        app, ["sql", "SELECT 1", "--warehouse", str(tmp_path / "none"), "-o", str(target)]
+    )
+    assert result.exit_code == 1 and not target.exists()

@@ -149,6 +149,8 @@ def sql(
     from upbitpipe.query.engine import SqlEngine
     from upbitpipe.query.tables import Lake
 
+    lake = Lake(settings)
+    lake.table_names()  # a missing or empty lake says so before chDB starts or a file is made
     with ExitStack() as stack:
         stream = stack.enter_context(output.open("wb")) if output is not None else None
         target = _Output(
@@ -160,7 +162,7 @@ def sql(
         )
         # a domain error (unknown table, bad SQL, no lake, S3 down) propagates: the root
         # group prints it as one line with exit code 1
-        engine = stack.enter_context(SqlEngine(Lake(settings), min_dt))
+        engine = stack.enter_context(SqlEngine(lake, min_dt))
         if text is not None:
             _show(engine, text, title, target)
         elif not sys.stdin.isatty():
