@@ -177,3 +177,39 @@ def test_real_frames_go_through_replay_collect_and_lake_once(tmp_path: Path) -> 
     stored = trade_id_counts(settings)
     assert set(stored) == set(recorded), "recorded trades missing from (or added to) the lake"
     assert max(stored.values()) == 1, "a trade is stored twice"
+
+
+def test_clock_jump_across_midnight_from_the_command_line() -> None:
+    """--clock-start before midnight, /_replay/advance over it: REST pages (today, then
+    daysAgo=1) serve exactly the trades the twin made in the skipped span."""
+    proc, _, rest_url = _start(
+        "--synthetic", "--markets", "KRW-BTC", "--rate", "20", "--no-limits",
+        "--clock-start", "2026-11-27T23:50:00Z", "--gap-trade-rate", "50",
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=rest_url, timeout=60) as http:
+            span = http.get("/_replay/advance", params={"minutes": 20}).json()
+            assert span["trades"] == {"KRW-BTC": 60_000}  # 20 min x 60 s x 50/s
+            served: list[int] = []
+            for days_ago in (None, 1):
+                cursor = None
+                while True:
+                    params: dict[str, str | int] = {"market": "KRW-BTC", "count": 500}
+                    if days_ago:
+                        params["daysAgo"] = days_ago
+                    if cursor:
+                        params["cursor"] = cursor
+                    page = http.get("/v1/trades/ticks", params=params).json()
+                    if not page:
+                        break
+                    served += [row["sequential_id"] for row in page]
+                    cursor = page[-1]["sequential_id"]
+            truth = http.get(
+                "/_replay/trade_ids",
+                params={"market": "KRW-BTC", "from_ms": span["from_ms"], "to_ms": span["to_ms"]},
+            ).json()["sequential_ids"]
+        assert len(truth) == 60_000
+        assert set(truth) <= set(served) and len(served) == len(set(served))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
