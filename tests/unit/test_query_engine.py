@@ -132,6 +132,17 @@ def test_only_named_tables_are_loaded(engine: SqlEngine) -> None:
     assert engine.loaded == frozenset()
 
 
+def test_a_dropped_table_comes_back_and_writes_stay_in_the_session(
+    lake: tuple[Settings, LakeContent], engine: SqlEngine
+) -> None:
+    settings, content = lake
+    engine.query("INSERT INTO trade (dt, market, sequential_id) VALUES ('2026-01-01', 'KRW-X', 1)")
+    assert rows(engine, "SELECT count() AS n FROM trade")[0]["n"] == len(content.trades) + 1
+    engine.query("DROP TABLE trade")
+    assert rows(engine, "SELECT count() AS n FROM trade")[0]["n"] == len(content.trades)
+    assert len(read_table(settings, "trade", ["market"])) == len(content.trades)  # lake untouched
+
+
 def test_referenced_tables_match_words_only() -> None:
     names = ["trade", "ticker", "ticker_latest", "ohlcv_1m"]
     sql = "SELECT trade_price FROM upbit.trade JOIN `ticker_latest` USING market"

@@ -91,6 +91,7 @@ class SqlEngine:
                 missing = self._missing_lake_table(str(exc), names)
                 if missing is None:
                     raise self._error(str(exc), names) from None
+                self._loaded.discard(missing)  # e.g. a DROP TABLE earlier in the session
                 self.load([missing])
                 continue
             return _from_parquet(raw)
@@ -108,7 +109,7 @@ class SqlEngine:
         if match is None:
             return None
         missing = next(g for g in match.groups() if g).split(".")[-1].strip("`\"'")
-        return missing if missing in names and missing not in self._loaded else None
+        return missing if missing in names else None
 
     def _error(self, message: str, names: list[str]) -> QueryError:
         code = _CODE.search(message)
