@@ -101,6 +101,11 @@ class LakeTable:
                 return col
         raise KeyError(name)
 
+    def hygiene_options(self) -> dict[str, str]:
+        """The options `lake maintain` may set on an existing table (retention, changelog)."""
+        keys = (*SNAPSHOT_RETENTION, *LOOKUP_CHANGELOG)
+        return {k: v for k, v in self.options.items() if k in keys}
+
     def table_options(self, buckets: int) -> dict[str, str]:
         """The WITH options, bucket count included (fixed buckets, never dynamic)."""
         return {"bucket": str(buckets), "file.format": "parquet", **self.options}
@@ -261,7 +266,32 @@ OHLCV_COLUMNS = (
     _c("trade_count", "i"),
 )
 
-_DEDUP = {"merge-engine": "deduplicate"}
+#: Lake hygiene, declared here once: both writers create the tables with these options (the
+#: pypaimon sink through :func:`ensure_tables`, Flink through :meth:`LakeTable.flink_ddl`) and
+#: `upbitpipe lake maintain` sets them on tables created before they existed.
+#:
+#: * Snapshot retention: a snapshot older than ``snapshot.time-retained`` is expired, but
+#:   never fewer than ``min`` and never more than ``max`` are kept. Flink's Paimon committer
+#:   expires on every commit; pypaimon never expires, so for the embedded lake `lake
+#:   maintain` does it (Paimon's own ``expire_snapshots``, same rules).
+#: * ``changelog-producer = lookup`` on the two tables that are updated in place
+#:   (``ticker_latest``, ``ohlcv_1m``): a streaming reader of them gets complete -U/+U pairs,
+#:   and the lookup compaction at each commit keeps their file count small. The history
+#:   tables are insert-only (a re-delivery overwrites an identical row), so no changelog.
+#: * Compaction: Flink writers compact as they write (sorted runs per bucket stay under
+#:   ``num-sorted-run.compaction-trigger``); pypaimon writes level-0 files only, so `lake
+#:   maintain` runs Paimon's ``compact`` for the embedded lake. No ``full-compaction.
+#:   delta-commits``: a full rewrite of a day's partition every N commits costs far more than
+#:   it saves on a table that only grows, and Paimon refuses it next to ``lookup``.
+SNAPSHOT_RETENTION: Mapping[str, str] = {
+    "snapshot.num-retained.min": "10",
+    "snapshot.num-retained.max": "100",
+    "snapshot.time-retained": "30 min",
+    # every commit adds a manifest (pypaimon's too); merge them from 10 on, not 30
+    "manifest.merge-min-count": "10",
+}
+LOOKUP_CHANGELOG: Mapping[str, str] = {"changelog-producer": "lookup"}
+_DEDUP = {"merge-engine": "deduplicate", **SNAPSHOT_RETENTION}
 
 LAKE_TABLES: dict[str, LakeTable] = {
     t.name: t
@@ -295,7 +325,7 @@ LAKE_TABLES: dict[str, LakeTable] = {
             TICKER_COLUMNS,
             ("market",),
             partition_keys=(),
-            options={**_DEDUP, "sequence.field": "timestamp"},
+            options={**_DEDUP, "sequence.field": "timestamp", **LOOKUP_CHANGELOG},
             time_column="timestamp",
             comment="Newest ticker per market by exchange time",
         ),
@@ -303,7 +333,7 @@ LAKE_TABLES: dict[str, LakeTable] = {
             "ohlcv_1m",
             OHLCV_COLUMNS,
             ("dt", "market", "window_start"),
-            options=_DEDUP,
+            options={**_DEDUP, **LOOKUP_CHANGELOG},
             time_column="window_start",
             comment="1-minute candles per market (event time)",
         ),
