@@ -49,6 +49,8 @@ __all__ = [
     "trade_problem",
 ]
 
+_NUMBER = frozenset((int, float))
+_OPTIONAL_NUMBER = frozenset((int, float, type(None)))
 _TICKER_MAP = SIMPLE_TO_NORMAL["ticker"]
 _TRADE_MAP = SIMPLE_TO_NORMAL["trade"]
 _ORDERBOOK_MAP = SIMPLE_TO_NORMAL["orderbook"]
@@ -187,7 +189,7 @@ def _finish(kind: Any, data: dict[str, Any], raw: bytes | str) -> MarketEvent:
         _derive_book(data, raw)
     else:
         volume = data.get("acc_trade_volume")  # part of the ticker table's primary key
-        if type(volume) is not float and type(volume) is not int:
+        if type(volume) not in _NUMBER:
             msg = _bad("acc_trade_volume", volume, "a number")
             raise MalformedFrameError(msg, _as_bytes(raw))
     return MarketEvent(kind, market, data, _as_bytes(raw))
@@ -213,10 +215,11 @@ def trade_problem(data: dict[str, Any], exchange_ms: int | None = None) -> str |
     ``dt`` partition ahead of time. Prices and volumes are numbers (never strings), the
     price and volume positive. Shared by the WebSocket path and the REST backfill.
     """
-    sid = data.get("sequential_id")
+    get = data.get
+    sid = get("sequential_id")
     if type(sid) is not int or not 0 < sid < MAX_BIGINT:
         return _bad("sequential_id", sid, "a positive 64-bit integer")
-    ts = data.get("trade_timestamp")
+    ts = get("trade_timestamp")
     if type(ts) is not int or not MIN_EPOCH_MS <= ts < MAX_EPOCH_MS:
         return _bad("trade_timestamp", ts, "an epoch-ms integer")
     if exchange_ms is not None and ts > exchange_ms + TRADE_AHEAD_TOLERANCE_MS:
@@ -224,16 +227,24 @@ def trade_problem(data: dict[str, Any], exchange_ms: int | None = None) -> str |
             f"trade_timestamp {ts} is {(ts - exchange_ms) / 1000:.0f}s after the frame's "
             f"exchange time {exchange_ms}"
         )
-    price = data.get("trade_price")
-    if (type(price) is not float and type(price) is not int) or not price > 0:
+    price = get("trade_price")
+    if type(price) not in _NUMBER or not price > 0:
         return _bad("trade_price", price, "a positive number")
-    volume = data.get("trade_volume")
-    if (type(volume) is not float and type(volume) is not int) or not volume > 0:
+    volume = get("trade_volume")
+    if type(volume) not in _NUMBER or not volume > 0:
         return _bad("trade_volume", volume, "a positive number")
-    for name in TRADE_OPTIONAL_NUMBERS:
-        value = data.get(name)
-        if value is not None and type(value) is not float and type(value) is not int:
-            return _bad(name, value, "a number")
+    # unrolled: this runs for every trade (``TRADE_OPTIONAL_NUMBERS``)
+    if (
+        type(get("prev_closing_price")) not in _OPTIONAL_NUMBER
+        or type(get("change_price")) not in _OPTIONAL_NUMBER
+        or type(get("best_ask_price")) not in _OPTIONAL_NUMBER
+        or type(get("best_ask_size")) not in _OPTIONAL_NUMBER
+        or type(get("best_bid_price")) not in _OPTIONAL_NUMBER
+        or type(get("best_bid_size")) not in _OPTIONAL_NUMBER
+    ):
+        for name in TRADE_OPTIONAL_NUMBERS:
+            if type(get(name)) not in _OPTIONAL_NUMBER:
+                return _bad(name, get(name), "a number")
     return None
 
 
@@ -320,7 +331,7 @@ def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
         raise MalformedFrameError(msg, _as_bytes(raw)) from None
     for name in ("total_ask_size", "total_bid_size"):  # part of the table's primary key
         value = data[name]
-        if type(value) is not float and type(value) is not int:
+        if type(value) not in _NUMBER:
             msg = _bad(name, value, "a number")
             raise MalformedFrameError(msg, _as_bytes(raw))
 
