@@ -14,16 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from collect_support import collector_settings, expected_trade_ids, lake_trade_ids
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from conftest import S3Fixture
 from upbitpipe.collector.runtime import RESUME_FILE, run_collector
-from upbitpipe.config import Settings, load_settings
+from upbitpipe.config import S3Settings, Settings, load_settings
+from upbitpipe.errors import AuthError, UpbitpipeError
 from upbitpipe.lake.read import read_table
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
+from upbitpipe.storage.buckets import check_warehouse_bucket
 
 # replay tier: the replay twin or a small hostile server in this file, nothing else
 MARKETS = ["KRW-BTC", "KRW-ETH"]
@@ -247,3 +251,15 @@ async def test_zombie_socket_answering_ping_is_recycled_and_backfilled(tmp_path:
     assert "watchdog" in snap.connections[0].last_error
     lake = lake_trade_ids(settings)
     assert not expected_trade_ids(server, lake, MARKETS[:1]) - set(lake)
+
+
+@pytest.mark.integration
+def test_s3_warehouse_check_names_the_real_cause(s3_server: S3Fixture) -> None:
+    """Against a real S3 server: a missing bucket is a missing bucket, refused keys are
+    refused keys - not a generic failure after minutes of pypaimon retries."""
+    s3 = S3Settings(endpoint=s3_server.endpoint)  # type: ignore[arg-type]
+    keys = (s3_server.access_key, s3_server.secret_key)
+    with pytest.raises(UpbitpipeError, match="bucket 'no-such-bucket' does not exist"):
+        check_warehouse_bucket(s3, "s3://no-such-bucket/wh", *keys)
+    with pytest.raises(AuthError, match="refused the credentials"):
+        check_warehouse_bucket(s3, "s3://no-such-bucket/wh", keys[0], "wrong-secret")

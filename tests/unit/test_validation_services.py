@@ -88,3 +88,31 @@ def test_replay_serve_refuses_meaningless_numbers(flag: str, value: str, expecte
     assert result.exit_code == 2, result.output
     assert expected in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_web_server_in_place_of_s3_is_not_reported_as_a_missing_bucket() -> None:
+    """A proxy or web server answering 404 for everything is the endpoint's fault."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotS3(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = _answer  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotS3)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        s3 = S3Settings(endpoint=endpoint)  # type: ignore[arg-type]
+        with pytest.raises(ServiceUnavailableError, match="is not an S3 server"):
+            check_warehouse_bucket(s3, "s3://upbit-lake/wh", "key", "secret")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -113,6 +113,7 @@ def check_warehouse_bucket(
     bucket = warehouse.split("://", 1)[1].split("/", 1)[0]
     client = make_client(endpoint, access_key, secret_key, s3.region, timeout=timeout)
     if not s3_call(endpoint, f"check bucket {bucket}", lambda: client.bucket_exists(bucket)):
+        _require_s3_server(endpoint, timeout)
         msg = (
             f"lake.warehouse: bucket {bucket!r} does not exist at {endpoint} "
             "(create it with `upbitpipe buckets init`)"
@@ -185,3 +186,22 @@ def init_buckets(
             expire_days=s3.archive_expire_days,
         ),
     ]
+
+
+def _require_s3_server(endpoint: str, timeout: float) -> None:
+    """A 404 for a bucket means "no such bucket" only if an S3 server said it: S3 and MinIO
+    stamp every answer with ``x-amz-request-id``; a proxy or a web server answering in the
+    endpoint's place does not (and then the endpoint, not the bucket, is the problem)."""
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout))
+    try:
+        response = http.request("GET", f"{endpoint}/", retries=False, preload_content=True)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        msg = f"s3 at {endpoint} is not reachable ({network_cause(exc)}); check s3.endpoint"
+        raise ServiceUnavailableError(msg) from None
+    if "x-amz-request-id" not in response.headers:
+        server = response.headers.get("server", "unknown")
+        msg = (
+            f"s3.endpoint {endpoint} is not an S3 server (HTTP {response.status} from server "
+            f"{server!r}, no x-amz-request-id); check s3.endpoint"
+        )
+        raise ServiceUnavailableError(msg)

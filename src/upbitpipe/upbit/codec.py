@@ -227,10 +227,10 @@ def trade_problem(data: dict[str, Any], exchange_ms: int | None = None) -> str |
             f"trade_timestamp {ts} is {(ts - exchange_ms) / 1000:.0f}s after the frame's "
             f"exchange time {exchange_ms}"
         )
-    price = get("trade_price")
+    price: Any = get("trade_price")
     if type(price) not in _NUMBER or not price > 0:
         return _bad("trade_price", price, "a positive number")
-    volume = get("trade_volume")
+    volume: Any = get("trade_volume")
     if type(volume) not in _NUMBER or not volume > 0:
         return _bad("trade_volume", volume, "a positive number")
     # unrolled: this runs for every trade (``TRADE_OPTIONAL_NUMBERS``)
