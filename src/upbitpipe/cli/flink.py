@@ -14,7 +14,13 @@ from upbitpipe.cli.context import cli_context, fail
 from upbitpipe.config import Settings
 from upbitpipe.errors import UpbitpipeError
 from upbitpipe.flink.jobs import TERMINAL_STATES, FlinkRest, JobInfo
-from upbitpipe.flink.pipeline import alive_pipeline, latest_restore_point, stop_for_replace
+from upbitpipe.flink.pipeline import (
+    alive_pipeline,
+    ensure_no_pipeline,
+    latest_restore_point,
+    stop_for_replace,
+    writes_lake,
+)
 from upbitpipe.flink.render import RenderedStatement, render_files, resolve_files
 from upbitpipe.flink.runtime import FlinkRuntime
 from upbitpipe.flink.submit import FlinkSqlError, SubmitOptions, SubmitResult, submit
@@ -137,7 +143,11 @@ def submit_cmd(
     if (replace or from_savepoint or from_latest) and local:
         fail("--replace/--from-savepoint/--from-latest work on a cluster, not with --local", code=2)
     try:
-        restore = _restore_point(settings, statements, replace, from_savepoint, from_latest)
+        restore = (
+            None
+            if local
+            else _restore_point(settings, statements, replace, from_savepoint, from_latest)
+        )
     except UpbitpipeError as exc:
         fail(str(exc))
     options = SubmitOptions(
@@ -173,7 +183,11 @@ def _restore_point(
     from_savepoint: str | None,
     from_latest: bool,
 ) -> str | None:
-    """Where the new job starts from; with --replace this stops the running pipeline job."""
+    """Where the new job starts from; with --replace this stops the running pipeline job.
+
+    Without --replace a pipeline job that is alive is refused here, before any JVM starts."""
+    if not replace and writes_lake([s.statement.kind for s in statements]):
+        ensure_no_pipeline(FlinkRest(str(settings.flink.rest_url)), settings)
     if from_savepoint:
         return from_savepoint
     if from_latest:
@@ -182,7 +196,7 @@ def _restore_point(
         return location
     if not replace:
         return None
-    if not any(s.statement.kind in ("statement_set", "insert") for s in statements):
+    if not writes_lake([s.statement.kind for s in statements]):
         fail("--replace only goes with files that start the pipeline job (all, 04-...)", code=2)
     rest = FlinkRest(str(settings.flink.rest_url))
     job = alive_pipeline(rest, settings)

@@ -84,6 +84,11 @@ class FlinkRest:
         entries = self._request("GET", "/jobmanager/config")
         return {str(e["key"]): str(e["value"]) for e in entries}
 
+    def taskmanagers(self) -> list[dict[str, Any]]:
+        """Registered TaskManagers (``id``, ``slotsNumber``, ``freeSlots``, ...)."""
+        data = self._request("GET", "/taskmanagers")
+        return list(data.get("taskmanagers", []))
+
     def list_jobs(self) -> list[JobInfo]:
         data = self._request("GET", "/jobs/overview")
         jobs = [JobInfo.from_overview(j) for j in data.get("jobs", [])]

@@ -41,6 +41,18 @@ def alive_pipeline(rest: FlinkRest, settings: Settings) -> JobInfo | None:
     return None
 
 
+def writes_lake(kinds: list[str]) -> bool:
+    """Statement kinds that start the pipeline job (INSERTs into the lake)."""
+    return any(kind in ("statement_set", "insert") for kind in kinds)
+
+
+def ensure_no_pipeline(rest: FlinkRest, settings: Settings) -> None:
+    """Raise :class:`PipelineRunningError` while this lake's pipeline job is alive."""
+    running = alive_pipeline(rest, settings)
+    if running is not None:
+        raise refuse_second(running)
+
+
 def refuse_second(job: JobInfo) -> PipelineRunningError:
     msg = (
         f"the pipeline job {job.name!r} is already {job.state} as {job.job_id}; "

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from upbitpipe.config import Settings
 from upbitpipe.errors import ServiceUnavailableError, UpbitpipeError
-from upbitpipe.flink.pipeline import QUERY_NAME, alive_pipeline, pipeline_name, refuse_second
+from upbitpipe.flink.pipeline import QUERY_NAME, ensure_no_pipeline, pipeline_name, writes_lake
 from upbitpipe.flink.render import RenderedStatement, scrub, secret_strings
 from upbitpipe.flink.runtime import FlinkRuntime
 from upbitpipe.flink.state import dir_uri, state_backend_config
@@ -177,7 +177,7 @@ def build_request(
         }
         for s in statements
     ]
-    writes = any(s.statement.kind in ("statement_set", "insert") for s in statements)
+    writes = writes_lake([s.statement.kind for s in statements])
     name = pipeline_name(settings) if writes else QUERY_NAME
     return {
         "config": job_config(settings, options, name=name, cluster_has_s3=cluster_has_s3),
@@ -204,10 +204,8 @@ def submit(
 
         rest = FlinkRest(str(settings.flink.rest_url))
         rest.overview()  # fail fast, one clear line
-        if any(s.statement.kind in ("statement_set", "insert") for s in statements):
-            running = alive_pipeline(rest, settings)
-            if running is not None:
-                raise refuse_second(running)
+        if writes_lake([s.statement.kind for s in statements]):
+            ensure_no_pipeline(rest, settings)
         cluster_has_s3 = "s3.endpoint" in rest.jobmanager_config()
     secrets = secret_strings(settings)
     by_label = {s.label: s for s in statements}
