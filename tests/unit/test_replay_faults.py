@@ -169,11 +169,12 @@ async def test_capture_frames_in_their_own_format_are_sent_verbatim(tmp_path: Pa
     recorded = _write_capture(tmp_path)
     options = _options(capture=tmp_path, speed=10.0, markets=[])
     async with ReplayServer(options) as srv, connect(srv.ws_url) as ws:
-        await ws.send(subscribe_request("v", ALL, ["KRW-BTC"], fmt="SIMPLE", only_realtime=True))
+        await ws.send(subscribe_request("v", ALL, ["KRW-BTC"], fmt="SIMPLE"))
         frames = await _frames(ws, 6)
     assert frames[:2] == recorded[:2]  # SIMPLE ticker and trade, byte for byte
-    assert frames[2].startswith(b'{"ty":"orderbook"')  # recorded as SNAPSHOT: re-encoded
-    assert b'"st":"REALTIME"' in frames[2]
+    assert frames[2] == recorded[3]  # the orderbook recorded as SNAPSHOT stays one
+    assert b'"st":"SNAPSHOT"' in frames[2]
+    assert b'"st":"SNAPSHOT"' in frames[5]  # re-encoded from DEFAULT, still a SNAPSHOT
 
 
 async def test_capture_playback_in_any_format(tmp_path: Path) -> None:
@@ -181,9 +182,7 @@ async def test_capture_playback_in_any_format(tmp_path: Path) -> None:
     options = _options(capture=tmp_path, speed=1.0, markets=[])
     async with ReplayServer(options) as srv:
         async with connect(srv.ws_url) as ws:
-            await ws.send(
-                subscribe_request("c", ALL, ["KRW-BTC"], fmt="DEFAULT", only_realtime=True)
-            )
+            await ws.send(subscribe_request("c", ALL, ["KRW-BTC"], fmt="DEFAULT"))
             started = time.monotonic()
             frames = await _frames(ws, 6)
             elapsed = time.monotonic() - started

@@ -59,3 +59,33 @@ async def test_the_twin_replays_real_frames_byte_for_byte(tmp_path: Path) -> Non
         )
         got = [await ws.recv() for _ in frames]
     assert got == frames
+
+
+@pytest.mark.parametrize("only_realtime", [False, True])
+async def test_a_capture_keeps_snapshot_and_realtime_apart(
+    tmp_path: Path, only_realtime: bool
+) -> None:
+    """Recorded SNAPSHOT frames stay SNAPSHOT, and go only to clients that want snapshots."""
+    realtime = _frames()[:6]
+    first = orjson.loads(realtime[0])
+    snapshot = orjson.dumps({**first, "st": "SNAPSHOT"})
+    capture = tmp_path / "capture.jsonl"
+    capture.write_bytes(
+        b"".join(
+            orjson.dumps({"recv_ms": 1_618_678_263_000 + i, "frame": f.decode()}) + b"\n"
+            for i, f in enumerate([snapshot, *realtime])
+        )
+    )
+    markets = sorted({orjson.loads(f)["cd"] for f in realtime})
+    options = ReplayOptions(capture=capture, speed=None, rate=0, connect_per_second=None)
+    async with ReplayServer(options) as srv, connect(srv.ws_url) as ws:
+        await ws.send(
+            subscribe_request("st", ["trade", "orderbook"], markets, only_realtime=only_realtime)
+        )
+        got = [await ws.recv() for _ in range(len(realtime) + (0 if only_realtime else 1))]
+    kinds = [orjson.loads(frame)["st"] for frame in got]
+    if only_realtime:
+        assert got == realtime and set(kinds) == {"REALTIME"}
+    else:
+        assert got == [snapshot, *realtime]
+        assert kinds == ["SNAPSHOT"] + ["REALTIME"] * len(realtime)

@@ -35,7 +35,17 @@ class WireEvent:
     them instead of serialising 30 unit objects each time.
     """
 
-    __slots__ = ("_cache", "_framed", "is_trade", "key", "market", "parts", "type", "wire")
+    __slots__ = (
+        "_cache",
+        "_framed",
+        "is_trade",
+        "key",
+        "market",
+        "parts",
+        "snapshot",
+        "type",
+        "wire",
+    )
 
     def __init__(
         self,
@@ -50,6 +60,9 @@ class WireEvent:
         self.parts = parts
         self.is_trade = kind == "trade"
         self.key = (kind, market)
+        # recorded as a SNAPSHOT frame (a capture keeps SNAPSHOT vs REALTIME): sent as one,
+        # and only to clients that asked for snapshots
+        self.snapshot = False
         self._cache: dict[tuple[str, int, bool], bytes] = {}
         self._framed: dict[tuple[str, int, bool], bytes] = {}
 
@@ -93,9 +106,9 @@ class WireEvent:
             )
         )
 
-    def seed(self, payload: bytes, fmt: str) -> None:
-        """Use ``payload`` as the realtime full-depth frame in ``fmt`` (e.g. a recorded frame)."""
-        self._cache[(fmt, 30, False)] = payload
+    def seed(self, payload: bytes, fmt: str, snapshot: bool = False) -> None:
+        """Use ``payload`` as the full-depth frame in ``fmt`` (e.g. a recorded frame)."""
+        self._cache[(fmt, 30, snapshot)] = payload
 
     def ws_frame(self, fmt: str = "DEFAULT", depth: int = 30, snapshot: bool = False) -> bytes:
         """The payload as a complete unmasked binary WebSocket frame (no extensions)."""

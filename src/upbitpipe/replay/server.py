@@ -516,7 +516,8 @@ class ReplayServer:
         self.stats["subscriptions"] += 1
         self._subscribed.set()
         fmt = subscription.format
-        session.replace(fmt, subscription.routes())
+        snapshot_keys = {(kind, market) for kind, market, _ in subscription.snapshots()}
+        session.replace(fmt, subscription.routes(), snapshot_keys)
         snapshots = []
         for kind, market, depth in subscription.snapshots():
             event = self._latest.get((kind, market))

@@ -58,6 +58,7 @@ class ClientSession:
         self.options = options
         self.stats = stats
         self.routes: dict[tuple[str, str], int] = {}
+        self.snapshot_keys: set[tuple[str, str]] = set()  # (type, market) wanting snapshots
         self.format = "DEFAULT"
         # bytes only (not tuples): a deep queue must not add GC-tracked objects
         self.queue: deque[bytes] = deque()
@@ -91,16 +92,15 @@ class ClientSession:
         routes = self.routes
         fmt = self.format
         append = self.queue.append
-        if self._preframed:
-            for event in events:
-                depth = routes.get(event.key)
-                if depth is not None:
-                    append(event.ws_frame(fmt, depth))
-        else:
-            for event in events:
-                depth = routes.get(event.key)
-                if depth is not None:
-                    append(event.frame(fmt, depth))
+        render = WireEvent.ws_frame if self._preframed else WireEvent.frame
+        for event in events:
+            depth = routes.get(event.key)
+            if depth is not None:
+                if event.snapshot:  # a recorded SNAPSHOT: only for who asked for snapshots
+                    if event.key in self.snapshot_keys:
+                        append(render(event, fmt, depth, True))
+                else:
+                    append(render(event, fmt, depth, False))
         if self.queue:
             if len(self.queue) > self.options.max_pending_frames:
                 self._too_slow()
@@ -112,12 +112,18 @@ class ClientSession:
         self.queue.extend(wrap(payload) for payload in payloads)
         self._wake.set()
 
-    def replace(self, fmt: str, routes: dict[tuple[str, str], int]) -> None:
+    def replace(
+        self,
+        fmt: str,
+        routes: dict[tuple[str, str], int],
+        snapshot_keys: set[tuple[str, str]] | None = None,
+    ) -> None:
         """A new request replaces the old subscription and what was queued for it."""
         self.queue.clear()
         self._held = None
         self.format = fmt
         self.routes = routes
+        self.snapshot_keys = snapshot_keys or set()
 
     def allow_request(self) -> bool:
         ok = True

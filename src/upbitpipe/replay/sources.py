@@ -123,13 +123,15 @@ def to_wire_event(frame: bytes) -> WireEvent | None:
         return None
     if not isinstance(parsed, MarketEvent):
         return None
-    realtime = parsed.data.get("stream_type") != "SNAPSHOT"
+    snapshot = parsed.data.get("stream_type") == "SNAPSHOT"
     wire = normal_to_wire(parsed.data)
     wire["stream_type"] = "REALTIME"
     event = WireEvent(parsed.type, parsed.market, wire)
-    if realtime and type(frame) is bytes:
+    event.snapshot = snapshot
+    if type(frame) is bytes:
         # A client asking for the format the frame was recorded in gets the original bytes.
-        event.seed(frame, "SIMPLE" if frame.lstrip().startswith(b'{"ty"') else "DEFAULT")
+        fmt = "SIMPLE" if frame.lstrip().startswith(b'{"ty"') else "DEFAULT"
+        event.seed(frame, fmt, snapshot)
     return event
 
 
