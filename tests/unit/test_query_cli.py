@@ -217,3 +217,64 @@ def test_no_output_file_is_left_when_the_lake_is_missing(tmp_path: Path) -> None
         app, ["sql", "SELECT 1", "--warehouse", str(tmp_path / "none"), "-o", str(target)]
     )
     assert result.exit_code == 1 and not target.exists()
+
+
+def test_interactive_prompt_on_a_real_terminal(
+    lake: tuple[Settings, LakeContent], tmp_path: Path
+) -> None:
+    """`upbitpipe sql` on a pseudo-terminal: a statement, an error that does not end the
+    prompt, the history file, and `exit`."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    controller, terminal = pty.openpty()
+    env = {
+        **os.environ,
+        "UPBITPIPE_LAKE__WAREHOUSE": lake[0].lake.warehouse,
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+        "TERM": "xterm",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "upbitpipe", "sql"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env=env,
+    )
+    os.close(terminal)
+    seen = b""
+
+    def wait_for(needle: bytes, timeout: float = 120.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while needle not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, (
+                f"no {needle!r} on the terminal within {timeout:.0f}s: {seen[-2000:]!r}"
+            )
+            ready, _, _ = select.select([controller], [], [], min(left, 1.0))
+            if ready:
+                try:
+                    seen += os.read(controller, 65536)
+                except OSError:  # the process closed the terminal
+                    break
+
+    try:
+        wait_for(b"sql>")
+        os.write(controller, b"SELECT count() * 7 AS n FROM trade\r")
+        wait_for(str(len(lake[1].trades) * 7).encode())
+        os.write(controller, b"SELECT nope FROM trade\r")
+        wait_for(b"Unknown expression identifier")
+        os.write(controller, b"exit\r")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(controller)
+    history = (tmp_path / "data" / "upbitpipe" / "sql_history").read_text()
+    assert "SELECT count() * 7 AS n FROM trade" in history

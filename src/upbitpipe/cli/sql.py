@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 import pyarrow as pa
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperCommand
 
 from upbitpipe.cli.context import cli_context, err_console, fail
@@ -168,7 +169,7 @@ def sql(
         elif not sys.stdin.isatty():
             from upbitpipe.query.prompt import read_stdin, run_statements
 
-            run_statements(read_stdin(sys.stdin), lambda s: _show(engine, s, s, target))
+            run_statements(read_stdin(sys.stdin), lambda s: _show(engine, s, s[:80], target))
         else:
             _interactive(engine, target)
 
@@ -291,7 +292,7 @@ def _interactive(engine: SqlEngine, target: _Output) -> None:
     )
 
     def on_error(exc: Exception) -> None:
-        err_console.print(f"[bold red]error[/]: {exc}", markup=True, highlight=False)
+        err_console.print(f"[bold red]error[/]: {escape(str(exc))}", markup=True, highlight=False)
 
     interactive(
         lambda s: _show(engine, s, s[:80], target),
