@@ -121,6 +121,7 @@ def test_replays_a_capture_file(tmp_path: Path) -> None:
 CORPUS = DATA / "upbit_cryptofeed_2021.jsonl.gz"
 
 
+@pytest.mark.timeout(180)  # two processes and a lake commit on a shared machine
 def test_real_frames_go_through_replay_collect_and_lake_once(tmp_path: Path) -> None:
     """Real Upbit frames as a capture: replay serve -> collect -> lake, no dead letter,
     every recorded trade stored exactly once."""

@@ -108,6 +108,13 @@ def serve(
             help="Synthetic market time at start, ISO 8601 UTC (e.g. 2026-11-27T22:30:00Z).",
         ),
     ] = None,
+    trades_kept: Annotated[
+        int,
+        typer.Option(
+            "--trades-kept",
+            help="Trades kept per market for REST (memory bound; REST also stops at 7 days).",
+        ),
+    ] = 1_000_000,
     gap_trade_rate: Annotated[
         float | None,
         typer.Option(
@@ -212,6 +219,7 @@ def serve(
         rest_per_second=rest_per_second,
         clock_start_ms=_clock_start(clock_start),
         gap_trade_rate=gap_trade_rate,
+        trades_kept=trades_kept,
         rest_error_count=rest_errors,
         rest_error_status=rest_error_status,
         rest_refuse_seconds=rest_refuse_seconds,
