@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=5)
     ap.add_argument("--sink", default="archive", help="lake, kafka or archive")
     ap.add_argument("--kafka", default=None, help="bootstrap servers for --sink kafka")
+    ap.add_argument("--log-tail", type=int, default=0, help="print the collector log's end")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = ap.parse_args()
 
@@ -104,6 +105,9 @@ def main() -> None:
                 proc.kill()
             server.terminate()
             server.wait(timeout=30)
+        if args.log_tail:
+            for line in log.read_text(errors="replace").splitlines()[-args.log_tail :]:
+                print(line[:300], file=sys.stderr)
         status = json.loads((Path(tmp) / "state" / "status.json").read_text())
         rss = [r for _, r in samples]
         half = [s for s in samples if s[0] >= samples[-1][0] / 2]

@@ -1,9 +1,11 @@
 """Lake sink: the embedded default - Paimon tables via pypaimon, on local disk or S3.
 
 Same layout as the Flink jobs (``upbitpipe.lake.tables``): trades deduplicated on
-(dt, market, sequential_id), full ticker and orderbook history, ticker_latest. Rows are
-buffered per table and committed as one Paimon snapshot per table when ``lake.commit_rows``
-rows are waiting or at every ``flush()`` (the runner calls it every
+(dt, market, sequential_id), full ticker and orderbook history, ticker_latest. Each written
+batch becomes Arrow at once (columnar rows are a fraction of the events' dicts, so the
+memory held for a commit is small and bounded); the rows are committed as one Paimon
+snapshot per table when ``lake.commit_rows`` rows (or ``COMMIT_BYTES``) are waiting or at
+every ``flush()`` (the runner calls it every
 ``lake.commit_interval_seconds``). pypaimon is blocking, so commits run in a worker thread,
 one at a time; a daemon thread, so a commit still running at a bounded shutdown neither
 blocks the exit nor loses its events (``take_unflushed`` hands them to the runner's spool;
@@ -44,34 +46,36 @@ from upbitpipe.sinks.deadletter import DeadLetterBox
 log = logging.getLogger(__name__)
 
 Rejected = list[tuple[SinkEvent, str]]
-COMMIT_BYTES = 32 * 1024 * 1024  # commit early once pending events hold this many frame bytes
+Pending = dict[str, list[dict[str, pa.Table]]]  # event type -> per write batch: table -> rows
+COMMIT_BYTES = 32 * 1024 * 1024  # commit early once the pending Arrow rows hold this much
 
 
 class LakeCommitError(ServiceUnavailableError):
     """A lake commit failed; its events stay buffered for the next flush."""
 
 
-def _run_in_daemon_thread(fn: Callable[[], Rejected]) -> asyncio.Future[Rejected]:
+def _run_in_daemon_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
     """``fn()`` in a daemon thread, as a future of this loop (unlike ``asyncio.to_thread``,
     interpreter exit does not wait for it)."""
     loop = asyncio.get_running_loop()
-    future: asyncio.Future[Rejected] = loop.create_future()
+    future: asyncio.Future[None] = loop.create_future()
 
-    def _settle(result: Rejected | None, error: BaseException | None) -> None:
+    def _settle(error: BaseException | None) -> None:
         if future.done():
             return
         if error is not None:
             future.set_exception(error)
         else:
-            future.set_result(result or [])
+            future.set_result(None)
 
     def _target() -> None:
+        error: BaseException | None = None
         try:
-            result, error = fn(), None
+            fn()
         except BaseException as exc:
-            result, error = None, exc
+            error = exc
         try:
-            loop.call_soon_threadsafe(_settle, result, error)
+            loop.call_soon_threadsafe(_settle, error)
         except RuntimeError:  # the loop is closed: the process is exiting
             pass
 
@@ -92,12 +96,15 @@ class LakeSink:
         self._catalog: Any = None
         self._tables: dict[str, Any] = {}
         # records waiting for the next commit, by event type (rows are built at commit time)
-        self._pending: dict[str, list[SinkEvent]] = {name: [] for name in EVENT_TABLES}
+        # per event type: Arrow tables (one per write batch, keyed by lake table) waiting
+        # for the next commit - columnar, a fraction of the memory of the events' dicts
+        self._pending: Pending = {kind: [] for kind in EVENT_TABLES}
+        self._pending_bytes = 0  # Arrow bytes pending (bounds the memory)
+        self._pending_count = 0
         # the batch a commit thread is working on, and the kinds it has committed so far
-        self._pending_bytes = 0  # frame bytes of the pending events (bounds the memory)
-        self._committing: dict[str, list[SinkEvent]] = {}
+        self._committing: Pending = {}
         self._committed_kinds: list[str] = []
-        self._commit: asyncio.Future[Rejected] | None = None
+        self._commit: asyncio.Future[None] | None = None
         self._dt_cache: dict[int, str] = {}
         self.rows_committed: dict[str, int] = dict.fromkeys(LAKE_TABLES, 0)
         self.commits = 0
@@ -115,28 +122,44 @@ class LakeSink:
             self._tables[name] = self._catalog.get_table(f"{self.lake.database}.{name}")
 
     async def write(self, events: Sequence[SinkEvent]) -> None:
-        pending = self._pending
-        size = 0
+        """Convert the batch to Arrow now (the events' dicts are then free), dead-letter
+        what cannot become a row, commit when ``commit_rows`` or ``COMMIT_BYTES`` is reached."""
+        by_kind: dict[str, list[SinkEvent]] = {}
         for event in events:
-            bucket = pending.get(event.type)
-            if bucket is not None:
-                bucket.append(event)
-                size += len(event.raw)
-        self._pending_bytes += size
-        if self.pending_rows >= self.lake.commit_rows or self._pending_bytes >= COMMIT_BYTES:
+            if event.type in self._pending:
+                by_kind.setdefault(event.type, []).append(event)
+        for kind, kind_events in by_kind.items():
+            arrows: dict[str, pa.Table] = {}
+            by_columns: dict[tuple[str, ...], pa.Table] = {}
+            for table_name in EVENT_TABLES[kind]:
+                table = LAKE_TABLES[table_name]
+                key = tuple(table.column_names)
+                if key not in by_columns:
+                    arrow, bad = self._to_arrow(table, kind_events)
+                    by_columns[key] = arrow
+                    for event, reason in bad:
+                        await self.dead_letters.put("lake_row", reason, event.raw)
+                arrows[table_name] = by_columns[key]
+            first = arrows[EVENT_TABLES[kind][0]]
+            if first.num_rows:
+                self._pending[kind].append(arrows)
+                self._pending_count += first.num_rows
+                self._pending_bytes += sum(a.nbytes for a in by_columns.values())
+        if self._pending_count >= self.lake.commit_rows or self._pending_bytes >= COMMIT_BYTES:
             await self.flush()
 
     @property
     def pending_rows(self) -> int:
-        return sum(len(events) for events in self._pending.values())
+        return self._pending_count
 
     async def flush(self) -> None:
         if self._commit is not None:  # a commit cut short by a cancelled flush: let it end
             await self._settle_commit()
-        if not self.pending_rows:
+        if not self._pending_count:
             return
-        batch = {kind: events for kind, events in self._pending.items() if events}
-        self._pending = {name: [] for name in EVENT_TABLES}
+        batch = {kind: parts for kind, parts in self._pending.items() if parts}
+        self._pending = {kind: [] for kind in EVENT_TABLES}
+        self._pending_count = 0
         self._pending_bytes = 0
         self._committing = batch
         self._committed_kinds = []
@@ -145,63 +168,60 @@ class LakeSink:
 
     async def _settle_commit(self) -> None:
         """Await the running commit; on failure put its uncommitted kinds back, ahead of
-        newer events, and raise. A cancellation leaves it running (``take_unflushed``)."""
+        newer rows, and raise. A cancellation leaves it running (``take_unflushed``)."""
         assert self._commit is not None
         try:
-            rejected = await asyncio.shield(self._commit)
+            await asyncio.shield(self._commit)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # S3 down, disk full...: keep rows, retry at next flush
             self._commit = None
-            for kind, events in self._committing.items():
+            for kind, parts in self._committing.items():
                 if kind not in self._committed_kinds:
-                    self._pending[kind] = events + self._pending[kind]
-                    self._pending_bytes += sum(len(e.raw) for e in events)
+                    self._pending[kind] = parts + self._pending[kind]
+                    for arrows in parts:
+                        self._pending_count += arrows[EVENT_TABLES[kind][0]].num_rows
+                        self._pending_bytes += arrows[EVENT_TABLES[kind][0]].nbytes
             self._committing = {}
             self.commit_failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            msg = f"lake commit of {self.pending_rows} events failed (kept for retry): {self.last_error}"
+            msg = f"lake commit of {self.pending_rows} rows failed (kept for retry): {self.last_error}"
             raise LakeCommitError(msg) from exc
         self._commit = None
         self._committing = {}
-        for event, reason in rejected:
-            await self.dead_letters.put("lake_row", reason, event.raw)
 
     def take_unflushed(self) -> list[SinkEvent]:
-        """Events not committed yet, including those of a commit still running."""
+        """Rows not committed yet (including those of a commit still running), as events
+        whose record is the lake row: what the runner spools and the next start writes."""
+        running = [
+            (kind, parts)
+            for kind, parts in self._committing.items()
+            if kind not in self._committed_kinds
+        ]
         out: list[SinkEvent] = []
-        for kind, events in self._committing.items():
-            if kind not in self._committed_kinds:
-                out.extend(events)
-        for events in self._pending.values():
-            out.extend(events)
+        for kind, parts in [*running, *self._pending.items()]:
+            for arrows in parts:
+                for row in arrows[EVENT_TABLES[kind][0]].to_pylist():
+                    out.append(SinkEvent(kind, str(row.get("market")), row, b""))
         self._committing = {}
-        self._pending = {name: [] for name in EVENT_TABLES}
+        self._committed_kinds = []
+        self._pending = {kind: [] for kind in EVENT_TABLES}
+        self._pending_count = 0
         self._pending_bytes = 0
         self._commit = None
         return out
 
-    def _commit_sync(self, batch: dict[str, list[SinkEvent]]) -> Rejected:
+    def _commit_sync(self, batch: Pending) -> None:
         """Commit each event type's tables (worker thread); a kind is recorded as committed
         once all its tables are, so a failure later on does not commit it twice."""
-        rejected: Rejected = []
-        for kind, events in batch.items():
-            arrow_by_columns: dict[tuple[str, ...], pa.Table] = {}
+        for kind, parts in batch.items():
             for table_name in EVENT_TABLES[kind]:
-                table = LAKE_TABLES[table_name]
-                key = tuple(table.column_names)
-                if key not in arrow_by_columns:
-                    arrow, bad = self._to_arrow(table, events)
-                    arrow_by_columns[key] = arrow
-                    rejected.extend(bad)
-                arrow = arrow_by_columns[key]
-                if arrow.num_rows:
-                    self._commit_table(table_name, arrow)
-                    self.rows_committed[table_name] += arrow.num_rows
+                arrow = pa.concat_tables([arrows[table_name] for arrows in parts])
+                self._commit_table(table_name, arrow)
+                self.rows_committed[table_name] += arrow.num_rows
             self._committed_kinds.append(kind)
         self.commits += 1
         self.last_commit_at = time.time()
-        return rejected
 
     def _commit_table(self, name: str, arrow: pa.Table) -> None:
         commit_arrow(self._tables[name], arrow, LAKE_TABLES[name].partition_keys)
