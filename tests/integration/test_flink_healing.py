@@ -179,6 +179,16 @@ def test_infra_up_after_kill_keeps_the_running_job(healing: Healing) -> None:
     assert row["healthy"], row
     assert row["extra"]["jobs"][0]["state"] == "RUNNING"
 
+    # `stats` tells the same story: state, restarts, checkpoints completed since
+    stats = CliRunner().invoke(app, ["stats", "--only", "flink", "--json"], env=healing.env())
+    assert stats.exit_code == 0, stats.output
+    flink = json.loads(stats.stdout)["flink"]
+    assert flink["state"] == "ok", flink
+    head, checkpoints = flink["rows"][:2]
+    assert head["job_id"] == healing.job_id and head["state"] == "RUNNING"
+    assert head["restarts"] >= restarts_before + 1
+    assert checkpoints["completed"] >= 1 and checkpoints["last_completed_age_s"] is not None
+
 
 def test_supervisor_restarts_a_killed_taskmanager(healing: Healing) -> None:
     cluster = healing.cluster
