@@ -116,6 +116,21 @@ def test_preset_candles_chart_in_the_terminal(lake: tuple[Settings, LakeContent]
     assert "┤" in out  # the y axis ticks
 
 
+def test_candles_without_market_take_the_first_collected_one(
+    lake: tuple[Settings, LakeContent],
+) -> None:
+    env = {
+        "UPBITPIPE_LAKE__WAREHOUSE": lake[0].lake.warehouse,
+        "UPBITPIPE_COLLECTOR__MARKETS": "KRW-BTC,KRW-ETH",
+    }
+    result = runner.invoke(app, ["sql", "--preset", "candles", "--chart"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "candles: KRW-BTC, last 1h (UTC)" in result.stdout
+    env["UPBITPIPE_COLLECTOR__MARKETS"] = "all-krw"
+    result = runner.invoke(app, ["sql", "--preset", "candles"], env=env)
+    assert result.exit_code == 2 and "needs one --market" in result.stderr
+
+
 @pytest.mark.parametrize("name", ["candles.png", "candles.html"])
 def test_preset_candles_chart_file(
     lake: tuple[Settings, LakeContent], tmp_path: Path, name: str

@@ -18,6 +18,7 @@ from upbitpipe.cli.context import cli_context, err_console, fail
 from upbitpipe.errors import UpbitpipeError
 
 if TYPE_CHECKING:
+    from upbitpipe.config import Settings
     from upbitpipe.query.engine import SqlEngine
 
 _CHART_TERMINAL = "terminal"
@@ -127,7 +128,9 @@ def sql(
 
       upbitpipe sql "SELECT * FROM ohlcv_1m" -o candles.parquet
 
-      upbitpipe sql --preset candles --market KRW-BTC --since 1h --chart
+      upbitpipe sql --preset candles --chart   (collector.markets' first market)
+
+      upbitpipe sql --preset candles --market KRW-ETH --since 1h --chart
 
       upbitpipe sql --preset candles --market KRW-BTC --chart candles.html
 
@@ -141,7 +144,7 @@ def sql(
     _quiet_lake_reader()
     try:
         text, title, min_dt = _statement_and_title(
-            statement, preset, market or [], since, interval, settings.lake.timezone
+            statement, preset, market or [], since, interval, settings
         )
         out_fmt = _choose_format(fmt, output, chart)
     except UpbitpipeError as exc:
@@ -199,9 +202,12 @@ def _statement_and_title(
     markets: list[str],
     since: str | None,
     interval: str,
-    timezone: str,
+    settings: Settings,
 ) -> tuple[str | None, str, str | None]:
-    """The SQL to run, a title for it, and (a preset) the first ``dt`` partition it needs."""
+    """The SQL to run, a title for it, and (a preset) the first ``dt`` partition it needs.
+
+    A one-market preset (candles) without ``--market`` takes the first market of
+    ``collector.markets``: the one collected by default."""
     from upbitpipe.query.presets import (
         PresetParams,
         get_preset,
@@ -220,6 +226,10 @@ def _statement_and_title(
         msg = "give either SQL or --preset, not both"
         raise UpbitpipeError(msg)
     chosen = get_preset(preset)
+    if chosen.one_market and not markets:
+        from upbitpipe.config import MARKET_SELECTORS
+
+        markets = [m for m in settings.collector.markets if m.lower() not in MARKET_SELECTORS][:1]
     span = since or chosen.default_since
     params = PresetParams(
         since_seconds=parse_duration(span, "--since"),
@@ -228,7 +238,8 @@ def _statement_and_title(
     )
     where = ", ".join(params.markets) or "all markets"
     title = f"{chosen.name}: {where}, last {span} (UTC)"
-    return chosen.render_lake(params), title, partition_floor(params.since_seconds, timezone)
+    floor = partition_floor(params.since_seconds, settings.lake.timezone)
+    return chosen.render_lake(params), title, floor
 
 
 def _choose_format(fmt: str | None, output: Path | None, chart: str | None) -> str:
