@@ -174,3 +174,17 @@ def test_filled_span_rolls_the_day_like_live_trades() -> None:
     assert live_trade.wire["prev_closing_price"] == before[-1]["trade_price"]
     day_volume = sum(r["trade_volume"] for r in after) + live_trade.wire["trade_volume"]
     assert ticker.wire["acc_trade_volume"] == pytest.approx(day_volume)
+
+
+def test_thin_markets_pad_the_bid_side_with_zero_units_like_upbit() -> None:
+    market = SyntheticMarket(["BTC-XRP", "KRW-BTC"], 5, MIDNIGHT, 1.0)
+    for event in market.generate(50, MIDNIGHT):
+        units = event.wire["orderbook_units"]
+        assert len(units) == 30
+        padded = [u for u in units if u["bid_size"] == 0]
+        if event.market == "KRW-BTC":
+            assert not padded
+        else:
+            assert padded and all(u["bid_price"] == 0 for u in padded)
+            assert units[-1]["bid_price"] == 0 and units[0]["bid_size"] > 0
+            assert event.wire["total_bid_size"] == pytest.approx(sum(u["bid_size"] for u in units))

@@ -96,6 +96,13 @@ class MarketState:
         self._set_bid(self.bid)
         self.ask_sizes = [self._level_size() for _ in range(BOOK_LEVELS)]
         self.bid_sizes = [self._level_size() for _ in range(BOOK_LEVELS)]
+        # Thin BTC- and USDT-market books: Upbit pads the short side with zero-price,
+        # zero-size units up to 30; here the bid side of non-KRW markets is that short.
+        self.real_bids = BOOK_LEVELS
+        if market.split("-", 1)[0] != "KRW":
+            self.real_bids = rng.randint(4, BOOK_LEVELS - 3)
+            for i in range(self.real_bids, BOOK_LEVELS):
+                self.bid_sizes[i] = 0.0
         # The book's units, DEFAULT and SIMPLE, rebuilt only where something changed.
         self._units: list[dict[str, Any]] = []
         self._frag_default: list[bytes] = []
@@ -162,8 +169,9 @@ class MarketState:
         self.ask_sizes[level] = self._level_size()
         self._dirty.add(level)
         level = rng.randrange(BOOK_LEVELS)
-        self.bid_sizes[level] = self._level_size()
-        self._dirty.add(level)
+        if level < self.real_bids:
+            self.bid_sizes[level] = self._level_size()
+            self._dirty.add(level)
 
     def trade(self, now_ms: int) -> tuple[WireEvent, WireEvent]:
         """One trade and the ticker it produces."""
@@ -355,7 +363,7 @@ class MarketState:
         dumps = orjson.dumps
         for i in self._dirty:
             ask_price = round(ask0 + i * tick, digits)
-            bid_price = max(round(bid0 - i * tick, digits), tick)
+            bid_price = max(round(bid0 - i * tick, digits), tick) if i < self.real_bids else 0.0
             ask_size, bid_size = self.ask_sizes[i], self.bid_sizes[i]
             unit = {
                 "ask_price": ask_price,
