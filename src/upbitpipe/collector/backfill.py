@@ -71,6 +71,7 @@ class GapFiller:
             market,
             since_ms=gap.from_ms - OVERLAP_MS,
             until_ms=gap.to_ms,
+            known_ms=gap.from_ms if gap.from_sid is not None else None,
             page_size=self.page_size,
         )
         recovered = 0

@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 RESUME_FILE = "resume.json"
 RESUME_MAX_AGE_MS = 7 * 24 * 3600 * 1000  # Upbit's REST serves the last 7 days
-FUTURE_TOLERANCE_MS = 10 * 60_000  # a resume time this far past now is corrupt, not skew
+# a resume time this far past our clock is corrupt, not a clock difference (the exchange's
+# clock, or a replay twin's that ran ahead, may well be some minutes or hours off ours)
+FUTURE_TOLERANCE_MS = 24 * 3600_000
 FIRST_START_MARGIN_MS = 60_000  # clock skew between us and the exchange at a first start
 
 
@@ -107,9 +109,9 @@ class ResumePoints:
         return resumed
 
     def advance(self, market: str, tip: Tip) -> None:
-        current = self.tips.get(market)
-        if current is None or tip.ms >= current.ms:
-            self.tips[market] = tip
+        """The newest durable live trade: live trades become durable in stream order, so
+        the last one is the tip (never a max: a bad value cannot pin it)."""
+        self.tips[market] = tip
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -376,12 +376,13 @@ class CollectorService:
         deadline = 0.0
         keeper: asyncio.Task[None] | None = None
         try:
-            for runner in self.runners:
-                await runner.start()
-                started.append(runner)
+            # the resume point comes first: opening sinks can take seconds (lake tables)
             self.state.resume.start(self.plan.markets, int(time.time() * 1000))
             await asyncio.to_thread(self.state.save)
             self._dirty = False
+            for runner in self.runners:
+                await runner.start()
+                started.append(runner)
             for gap in self.state.gaps.open_gaps():
                 if gap.to_ms is not None and gap.market in self.plan.markets:
                     self._start_fill(gap)  # closed-ended gaps of an earlier run

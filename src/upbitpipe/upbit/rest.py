@@ -296,9 +296,10 @@ class TradeWindow:
     by the window's time, never by a page count; the rate limit is the client's pacing.
 
     After the iteration, ``complete`` says whether REST reached back to ``since_ms``: a
-    trade older than it showed up, or the day it falls in ran out and REST still keeps the
-    day before. If not, ``reached_ms`` is the oldest trade time REST did give (None: none),
-    so ``[since_ms, reached_ms)`` is what REST no longer serves.
+    trade older than it showed up, or the day it falls in ran out - and, when the caller
+    knows a trade existed at ``known_ms`` (the last one it saw before a gap), REST still
+    had trades that old. If not, ``reached_ms`` is the oldest trade time REST did give
+    (None: none), so ``[since_ms, reached_ms)`` is what REST no longer serves.
     """
 
     def __init__(
@@ -308,9 +309,11 @@ class TradeWindow:
         *,
         since_ms: int,
         until_ms: int | None = None,
+        known_ms: int | None = None,
         page_size: int = MAX_PAGE,
     ) -> None:
         self.client = client
+        self.known_ms = known_ms
         self.market = market
         self.since_ms = since_ms
         self.until_ms = until_ms
@@ -366,14 +369,13 @@ class TradeWindow:
                 continue
             # this day has nothing older
             if newest_day - days_ago * DAY_MS <= self.since_ms:
-                # the window starts within it: done, if REST still keeps older trades at all
-                # (otherwise the part before ``reached_ms`` may have been forgotten)
-                if days_ago < MAX_DAYS_AGO:
-                    self.requests += 1
-                    older = await self.client.trade_ticks(
-                        self.market, count=1, days_ago=days_ago + 1
-                    )
-                    self.complete = bool(older)
+                # the window starts within it: REST has no older trade in the window. That is
+                # the whole story unless a trade we know of (``known_ms``) is not among them:
+                # then REST no longer keeps what happened before ``reached_ms``
+                known = self.known_ms
+                self.complete = known is None or (
+                    self.reached_ms is not None and self.reached_ms <= known
+                )
                 return
             days_ago += 1
             if days_ago > MAX_DAYS_AGO:
