@@ -145,3 +145,25 @@ def test_latest_snapshot_is_the_newest_metadata(tmp_path: Path) -> None:
 def test_no_state_dir_to_search(tmp_path: Path) -> None:
     with pytest.raises(UpbitpipeError, match="--from-savepoint PATH"):
         latest_snapshot(_settings(tmp_path))
+
+
+def test_plugins_dir_adds_the_pinned_s3_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from upbitpipe.flink import jars
+
+    assert jars.S3_FS_PLUGIN.name == "org.apache.flink:flink-s3-fs-hadoop:1.20.1"
+    assert len(jars.S3_FS_PLUGIN.sha256) == 64
+    cached = tmp_path / "cache" / "flink-s3-fs-hadoop-1.20.1.jar"
+    cached.parent.mkdir()
+    cached.write_bytes(b"jar")
+    monkeypatch.setattr(jars, "fetch_all", lambda artifacts, cache, progress: [cached])
+    dist = tmp_path / "dist"
+    (dist / "metrics-prometheus").mkdir(parents=True)
+    dest = tmp_path / "plugins"
+    for _ in range(2):  # idempotent
+        jars.build_plugins_dir(tmp_path / "cache", dist, dest, progress=False)
+    assert sorted(p.name for p in dest.iterdir()) == ["metrics-prometheus", "s3-fs-hadoop"]
+    (link,) = (dest / "s3-fs-hadoop").iterdir()
+    assert link.resolve() == cached.resolve()
+    assert (dest / "metrics-prometheus").resolve() == (dist / "metrics-prometheus").resolve()
