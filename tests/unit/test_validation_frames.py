@@ -271,3 +271,22 @@ def test_a_dead_letter_that_cannot_be_written_is_counted_not_raised(
     snap = svc.snapshot()
     assert snap.dead_letter_write_failures == 5 and snap.dead_letters == {"malformed": 5}
     assert len(queued(svc)) == 1
+
+
+def test_rest_trades_pass_the_same_checks() -> None:
+    gate = FrameGate(["KRW-BTC"])
+    gate.parse(raw(trade(ts=NOW)))
+    rest = {k: v for k, v in trade(ts=NOW - 1000).items() if k != "code"}
+    assert gate.trade_problem("KRW-BTC", {**rest, "market": "KRW-BTC"}) is None
+    assert gate.trade_problem("KRW-ZZZ", {**rest, "market": "KRW-ZZZ"}) is not None
+    assert gate.trade_problem("KRW-BTC", {**rest, "market": "KRW-ETH"}) is not None
+    kind, _ = gate.trade_problem("KRW-BTC", {**rest, "market": "KRW-BTC", "trade_price": "x"}) or (
+        "",
+        "",
+    )
+    assert kind == "malformed"
+    future = NOW + YEAR_MS
+    problem = gate.trade_problem(
+        "KRW-BTC", {**rest, "market": "KRW-BTC", "trade_timestamp": future, "timestamp": future}
+    )
+    assert problem is not None and problem[0] == KIND_IMPLAUSIBLE

@@ -127,8 +127,9 @@ class FrameGate:
 
     def trade_problem(self, market: str, trade: dict[str, Any]) -> tuple[str, str] | None:
         """(dead-letter kind, reason) for a REST-backfilled trade that must not be stored."""
-        if trade.get("market") != market:
-            return KIND_UNSUBSCRIBED, f"REST returned market {trade.get('market')!r} for {market}"
+        got = trade.get("market")
+        if got != market or got not in self.markets:
+            return KIND_UNSUBSCRIBED, f"REST returned market {str(got)[:40]!r} for {market}"
         problem = trade_problem(trade)
         if problem is not None:
             return KIND_MALFORMED, problem
