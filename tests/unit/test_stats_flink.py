@@ -97,3 +97,27 @@ def test_lake_freshness_is_the_newest_visible_trade(tmp_path: Path) -> None:
     table = catalog.get_table("upbit.trade")
     commit_arrow(table, rows_to_arrow(spec, old_rows), spec.partition_keys)
     assert newest_trade_ms(catalog.get_table("upbit.trade"), "UTC", now) == stamps[2]
+
+
+def test_supervisor_row_reads_the_restart_counters(tmp_path: Path) -> None:
+    from upbitpipe.config import load_settings
+    from upbitpipe.infra.supervisor import RestartRecord, write_restarts
+    from upbitpipe.stats.flink import supervisor_row
+
+    settings = load_settings(overrides={"infra.state_dir": str(tmp_path)}, env={}).settings
+    assert supervisor_row(settings) is None  # no native cluster here
+    folder = tmp_path / "flink" / "supervisor"
+    folder.mkdir(parents=True)
+    assert supervisor_row(settings) == {
+        "what": "TaskManager restarts",
+        "value": 0,
+        "detail": "",
+        "taskmanager_restarts": {},
+    }
+    write_restarts(
+        folder / "restarts.json",
+        {"taskmanager-1": RestartRecord(2, NOW, 42), "taskmanager-2": RestartRecord(1, NOW, 43)},
+    )
+    row = supervisor_row(settings)
+    assert row is not None and row["value"] == 3
+    assert row["detail"].startswith("taskmanager-1=2, taskmanager-2=1 (last ")

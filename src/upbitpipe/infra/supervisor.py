@@ -91,7 +91,7 @@ def read_restarts(path: Path) -> dict[str, RestartRecord]:
         return {}
 
 
-def _write_restarts(path: Path, records: Mapping[str, RestartRecord]) -> None:
+def write_restarts(path: Path, records: Mapping[str, RestartRecord]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({k: asdict(v) for k, v in records.items()}), encoding="utf-8")
     tmp.replace(path)
@@ -151,7 +151,7 @@ class Supervisor:
             record.restarts += 1
             record.last_restart = time.time()
             record.last_pid = pid
-            _write_restarts(self.restarts_path, self.records)
+            write_restarts(self.restarts_path, self.records)
             log.warning(
                 "%s was not running: restarted it (pid %d, restart #%d)",
                 proc.name,

@@ -129,9 +129,30 @@ def flink_rows(base: str) -> tuple[str, list[dict[str, Any]]]:
     return ("ok" if all(j.get("state") == "RUNNING" for j in active) else "degraded"), rows
 
 
+def supervisor_row(settings: Settings) -> dict[str, Any] | None:
+    """TaskManager restarts by the native cluster's supervisor (None: no native cluster)."""
+    from upbitpipe.infra.supervisor import RESTARTS_FILE, read_restarts
+
+    path = settings.infra.state_dir / "flink" / "supervisor" / RESTARTS_FILE
+    if not path.parent.is_dir():
+        return None
+    records = read_restarts(path)
+    last = max((r.last_restart or 0.0 for r in records.values()), default=0.0)
+    return {
+        "what": "TaskManager restarts",
+        "value": sum(r.restarts for r in records.values()),
+        "detail": ", ".join(f"{k}={v.restarts}" for k, v in sorted(records.items()))
+        + (f" (last {time.time() - last:.0f}s ago)" if last else ""),
+        "taskmanager_restarts": {k: v.restarts for k, v in records.items()},
+    }
+
+
 def flink_state(settings: Settings) -> tuple[str, str, list[dict[str, Any]]]:
     """(state, detail, rows) for the stats section; raises when Flink does not answer."""
     base = str(settings.flink.rest_url).rstrip("/")
     state, rows = flink_rows(base)
+    supervised = supervisor_row(settings)
+    if supervised is not None:
+        rows.append(supervised)
     detail = base if state != "idle" else f"{base}: no job running"
     return state, detail, rows
