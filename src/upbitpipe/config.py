@@ -148,7 +148,7 @@ class CollectorSettings(Section):
     reconnect_initial_delay_seconds: float = Field(default=1.0, gt=0, le=DAY_SECONDS)
     reconnect_max_delay_seconds: float = Field(default=60.0, gt=0, le=DAY_SECONDS)
     queue_size: int = Field(default=20_000, ge=1)  # events buffered per sink, then backpressure
-    queue_max_bytes: int = Field(default=16 * 1024 * 1024, ge=65_536)  # frame bytes, likewise
+    queue_max_bytes: int = Field(default=8 * 1024 * 1024, ge=65_536)  # frame bytes, likewise
     dedup_window: int = Field(default=200_000, ge=1000)
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0, le=DAY_SECONDS)
     status_interval_seconds: float = Field(default=2.0, gt=0, le=DAY_SECONDS)

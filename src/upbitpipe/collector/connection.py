@@ -113,7 +113,7 @@ class UpbitConnection:
             open_timeout=self.settings.request_timeout_seconds,
             ping_interval=None,  # Upbit keepalive is the text PING below
             max_size=2**22,
-            max_queue=4096,
+            max_queue=1024,  # frames websockets buffers before TCP flow control (memory)
             compression=None,
             close_timeout=2,  # do not wait long behind a backlogged server at shutdown
         ) as ws:

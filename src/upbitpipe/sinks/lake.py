@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 Rejected = list[tuple[SinkEvent, str]]
 Pending = dict[str, list[dict[str, pa.Table]]]  # event type -> per write batch: table -> rows
-COMMIT_BYTES = 32 * 1024 * 1024  # commit early once the pending Arrow rows hold this much
+COMMIT_BYTES = 16 * 1024 * 1024  # commit early once the pending Arrow rows hold this much
 
 
 class LakeCommitError(ServiceUnavailableError):
