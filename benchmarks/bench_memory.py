@@ -9,11 +9,14 @@ stop took and what was spooled.
 
     .venv/bin/python benchmarks/bench_memory.py --markets 200 --rate 1000 --minutes 10
     .venv/bin/python benchmarks/bench_memory.py --markets 7 --rate 0 --minutes 1 --sink lake
+    .venv/bin/python benchmarks/bench_memory.py --markets 7 --rate 0 --minutes 1 --sink kafka \
+        --start-kafka 1
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -53,10 +57,44 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=5)
     ap.add_argument("--sink", default="archive", help="lake, kafka or archive")
     ap.add_argument("--kafka", default=None, help="bootstrap servers for --sink kafka")
+    ap.add_argument(
+        "--start-kafka",
+        type=int,
+        default=0,
+        metavar="BROKERS",
+        help="start a Kafka cluster of BROKERS brokers with the project's infra code",
+    )
     ap.add_argument("--log-tail", type=int, default=0, help="print the collector log's end")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = ap.parse_args()
 
+    with contextlib.ExitStack() as stack:
+        if args.start_kafka:
+            args.kafka = stack.enter_context(kafka_cluster(args.start_kafka))
+        run(args)
+
+
+@contextlib.contextmanager
+def kafka_cluster(brokers: int) -> Iterator[str]:
+    """Brokers from the pinned Apache jars (KRaft), as `upbitpipe infra up kafka` starts."""
+    from upbitpipe.config import InfraSettings, KafkaSettings
+    from upbitpipe.infra.kafka import KafkaCluster
+
+    ports = [free_port() for _ in range(2 * brokers)]
+    kafka = KafkaSettings(bootstrap_servers=[f"127.0.0.1:{p}" for p in ports[:brokers]])
+    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as state:
+        infra = InfraSettings(state_dir=Path(state), kafka_brokers=brokers)
+        cluster = KafkaCluster(
+            kafka, infra, controller_ports=ports[brokers:], progress=False, die_with_parent=True
+        )
+        cluster.start(180)
+        try:
+            yield ",".join(cluster.bootstrap_servers)
+        finally:
+            cluster.stop(30.0)
+
+
+def run(args: argparse.Namespace) -> None:
     cli = str(Path(sys.executable).with_name("upbitpipe"))
     markets = synthetic_markets(args.markets)
     port = free_port()
@@ -80,6 +118,9 @@ def main() -> None:
         }
         if args.kafka:
             env["UPBITPIPE_KAFKA__BOOTSTRAP_SERVERS"] = args.kafka
+            if args.start_kafka:
+                env["UPBITPIPE_KAFKA__REPLICATION_FACTOR"] = str(args.start_kafka)
+                env["UPBITPIPE_KAFKA__MIN_INSYNC_REPLICAS"] = str(min(2, args.start_kafka))
         log = Path(tmp) / "collect.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
