@@ -34,8 +34,8 @@ def test_one_table_in_order_with_declared_retention() -> None:
     assert options.startswith("ALTER TABLE `upbit`.`ticker_latest` SET (")
     assert "'changelog-producer' = 'lookup'" in options
     assert compact == "CALL sys.compact(`table` => 'upbit.ticker_latest')"
-    assert "retain_max => 100, retain_min => 10" in expire
-    assert f"older_than => '{local_time(NOW - 30 * 60)}'" in expire
+    assert "retain_max => 50, retain_min => 10" in expire
+    assert f"older_than => '{local_time(NOW - 15 * 60)}'" in expire
     assert f"older_than => '{local_time(NOW - 86_400)}', mode => 'local'" in orphans
 
 

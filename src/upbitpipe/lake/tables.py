@@ -285,8 +285,8 @@ OHLCV_COLUMNS = (
 #:   it saves on a table that only grows, and Paimon refuses it next to ``lookup``.
 SNAPSHOT_RETENTION: Mapping[str, str] = {
     "snapshot.num-retained.min": "10",
-    "snapshot.num-retained.max": "100",
-    "snapshot.time-retained": "30 min",
+    "snapshot.num-retained.max": "50",
+    "snapshot.time-retained": "15 min",
     # every commit adds a manifest (pypaimon's too); merge them from 10 on, not 30
     "manifest.merge-min-count": "10",
 }
