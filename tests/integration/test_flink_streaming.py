@@ -53,6 +53,8 @@ pytest_plugins = ["conftest_flink"]
 
 MARKETS = ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
 PARALLELISM = 2  # one TaskManager (2 slots) can run the whole job
+#: seconds the new job keeps ingesting after --replace; the by-hand long run sets e.g. 600
+RUN_AFTER_REPLACE = float(os.environ.get("FLINK_STREAM_TEST_SECONDS", "15"))
 WAIT = 240.0  # generous: the machine is shared
 
 
@@ -246,7 +248,7 @@ def test_streaming_job_under_faults(
             lambda: (j := healthy_job(rest, settings)) != first and j, WAIT, "the new job"
         )
         assert rest.state(first) == "FINISHED"
-        time.sleep(15)  # trades keep flowing into the new job
+        time.sleep(RUN_AFTER_REPLACE)  # trades keep flowing into the new job
         collector.stop()
 
         def stored() -> list[tuple[str, int]]:

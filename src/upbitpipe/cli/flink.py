@@ -23,6 +23,7 @@ from upbitpipe.flink.pipeline import (
 )
 from upbitpipe.flink.render import RenderedStatement, render_files, resolve_files
 from upbitpipe.flink.runtime import FlinkRuntime
+from upbitpipe.flink.state import state_dirs
 from upbitpipe.flink.submit import FlinkSqlError, SubmitOptions, SubmitResult, submit
 
 app = typer.Typer(help="Run the Flink SQL jobs (Kafka -> Paimon lake) and manage them.")
@@ -250,7 +251,8 @@ def jobs_cmd(
     savepoint_dir: Annotated[
         str | None,
         typer.Option(
-            "--savepoint-dir", help="Where --stop writes the savepoint (default: the cluster's)."
+            "--savepoint-dir",
+            help="Where --stop writes the savepoint (default: the pipeline's savepoint dir, where --from-latest looks).",
         ),
     ] = None,
     drain: Annotated[
@@ -288,7 +290,8 @@ def jobs_cmd(
             out.print(f"job {cancel} cancelled")
             return
         if stop:
-            location = rest.stop_with_savepoint(stop, savepoint_dir, drain=drain)
+            target = savepoint_dir or state_dirs(settings).savepoints
+            location = rest.stop_with_savepoint(stop, target, drain=drain)
             out.print(f"job {stop} stopped; savepoint at {location}")
             return
         jobs = rest.list_jobs()
