@@ -32,12 +32,12 @@ KILLS = 10
 DOWN_MS = 20 * 60_000  # market time that passes before the SIGTERM-during-backfill run
 
 
-def _crash_and_restart(tmp_path: Path, server: ReplayServer, sinks: str, **env: str) -> None:
+def _crash_and_restart(tmp_path: Path, server: ReplayServer, sinks: list[str], **env: str) -> None:
     rng = random.Random(20261128)
     collector = Collector(
         tmp_path,
         server,
-        ["--markets", ",".join(MARKETS), "--sink", sinks],
+        ["--markets", ",".join(MARKETS), *(a for sink in sinks for a in ("--sink", sink))],
         LAKE__COMMIT_INTERVAL_SECONDS="1",
         COLLECTOR__STATUS_INTERVAL_SECONDS="0.5",
         UPBIT__REST_PER_SECOND="50",
@@ -83,7 +83,7 @@ def test_sigkills_and_sigterm_during_backfill_lose_nothing(tmp_path: Path) -> No
     server = ReplayServer(options)
     server.start_in_thread()
     try:
-        _crash_and_restart(tmp_path, server, "lake")
+        _crash_and_restart(tmp_path, server, ["lake"])
     finally:
         server.stop_thread()
     stored = lake_trades(collector_settings(tmp_path, server))
@@ -113,7 +113,7 @@ def test_kafka_holds_each_trade_once_across_crashes(
         _crash_and_restart(
             tmp_path,
             server,
-            "lake,kafka",
+            ["lake", "kafka"],
             KAFKA__BOOTSTRAP_SERVERS=bootstrap,
             KAFKA__TOPIC_PREFIX=prefix,
             KAFKA__REQUEST_TIMEOUT_MS="5000",

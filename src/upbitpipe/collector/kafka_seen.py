@@ -56,22 +56,21 @@ async def trades_in_kafka(
 ) -> set[TradeKey] | None:
     """Trade keys in the trade topic written since ``since_wall_ms`` (our clock, less a
     margin); None when Kafka cannot be read (the restart then re-sends at least once)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     topic = settings.topic("trade")
-    consumer = AIOKafkaConsumer(**consumer_options(settings))
+    # subscribed without a group: the consumer loads the topic's metadata and takes every
+    # partition (``partitions_for_topic`` alone never asks the brokers)
+    consumer = AIOKafkaConsumer(topic, **consumer_options(settings))
     seen: set[TradeKey] = set()
     try:
         async with asyncio.timeout(limit_seconds):
             await consumer.start()
-            partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
-                await consumer.topics()  # metadata refresh; the topic may not exist yet
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            if not tps:
-                return seen
-            consumer.assign(tps)
+            while not consumer.assignment():
+                if consumer.partitions_for_topic(topic) == set():
+                    return seen  # the topic has no partitions (yet)
+                await asyncio.sleep(0.1)
+            tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
             ends = await consumer.end_offsets(tps)
             starts = await consumer.offsets_for_times(
                 {tp: max(0, since_wall_ms - READ_MARGIN_MS) for tp in tps}

@@ -220,7 +220,9 @@ class CollectorService:
                     tip = Tip(
                         ms=ts, sid=sid if isinstance(sid, int) else None, received_ms=received_ms
                     )
-            elif self._kafka_index is not None and isinstance(sid, int):
+            if self._kafka_has and isinstance(sid, int):
+                # already in Kafka from an earlier run: a backfilled trade, or the snapshot
+                # trade a new subscription starts with
                 skip_kafka = (market, sid) in self._kafka_has
         record = dict(data)
         record["_ingested_at"] = received_ms
