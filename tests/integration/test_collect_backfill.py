@@ -9,6 +9,7 @@ collector is down.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from collect_process import Collector, account, lake_trades
 from collect_support import collector_settings
 
 from upbitpipe.collector.gaps import GAPS_FILE, GapBook
+from upbitpipe.collector.runtime import run_collector
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.stats.sources import collector_section
@@ -112,3 +114,33 @@ def test_three_hours_across_midnight_refused_then_filled(tmp_path: Path) -> None
     closed = [g for g in book if g.id == gap.id]
     assert closed and closed[0].state == "closed" and closed[0].was_missing
     assert done.backfill.requests >= len(between) // 500  # 500 a page, not a page cap
+
+
+async def test_types_trade_outages_longer_than_the_old_margin_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    """``--types trade``: the first frame after resubscribing is a trade of the connection's
+    first market; the gap must be taken from before it (issue #18: 560 lost in 20 s)."""
+    markets = ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
+    options = ReplayOptions(
+        markets=markets, seed=18, rate=150, drop_after_seconds=3, rest_per_second=None
+    )
+    async with ReplayServer(options) as server:
+        settings = collector_settings(
+            tmp_path,
+            server,
+            **{
+                "collector.markets": ",".join(markets),
+                "collector.types": "trade",
+                # every outage lasts ~7 s: beyond the 5 s margin the old backfill relied on
+                "collector.reconnect_initial_delay_seconds": 7,
+                "collector.reconnect_max_delay_seconds": 7,
+            },
+        )
+        result = await run_collector(settings, duration=24, handle_signals=False)
+        stored = await asyncio.to_thread(lake_trades, settings)
+        expected, missing, duplicated = account(server, stored, markets)
+    assert result.snapshot.disconnects >= 2
+    assert result.snapshot.backfill.completed >= 2 * len(markets)
+    assert not missing, f"{len(missing)} of {len(expected)} trades missing"
+    assert duplicated == 0
