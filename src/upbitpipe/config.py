@@ -72,6 +72,7 @@ class Section(BaseModel):
 
 
 DAY_SECONDS = 86_400.0  # upper bound of every interval/timeout: finite, and fits an int in ms
+MIN_RATE = 0.001  # per second
 
 
 def _path_not_empty(value: Any) -> Any:
@@ -116,8 +117,9 @@ class UpbitSettings(Section):
     format: Literal["DEFAULT", "SIMPLE"] = "SIMPLE"
     orderbook_depth: Literal[1, 5, 15, 30] = 30
     codes_per_connection: int = Field(default=50, ge=1, le=500)
-    connect_per_second: float = Field(default=5.0, gt=0)
-    rest_per_second: float = Field(default=10.0, gt=0)
+    # a rate below MIN_RATE (one call per ~17 minutes) would stall reconnects or backfills
+    connect_per_second: float = Field(default=5.0, ge=MIN_RATE)
+    rest_per_second: float = Field(default=10.0, ge=MIN_RATE)
     ping_interval_seconds: float = Field(default=10.0, gt=0, le=DAY_SECONDS)
     silence_timeout_seconds: float = Field(default=30.0, gt=0, le=DAY_SECONDS)
     request_timeout_seconds: float = Field(default=10.0, gt=0, le=DAY_SECONDS)
@@ -147,7 +149,8 @@ class CollectorSettings(Section):
     backfill: bool = True
     reconnect_initial_delay_seconds: float = Field(default=1.0, gt=0, le=DAY_SECONDS)
     reconnect_max_delay_seconds: float = Field(default=60.0, gt=0, le=DAY_SECONDS)
-    queue_size: int = Field(default=20_000, ge=1)  # events buffered per sink, then backpressure
+    # events buffered per sink, then backpressure (the bound is what keeps memory bounded)
+    queue_size: int = Field(default=20_000, ge=1, le=10_000_000)
     queue_max_bytes: int = Field(default=8 * 1024 * 1024, ge=65_536)  # frame bytes, likewise
     dedup_window: int = Field(default=200_000, ge=1000)
     shutdown_timeout_seconds: float = Field(default=15.0, gt=0, le=DAY_SECONDS)

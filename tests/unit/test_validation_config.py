@@ -22,6 +22,8 @@ runner = CliRunner()
         ({"UPBITPIPE_LAKE__COMMIT_INTERVAL_SECONDS": "1e308"}, "lake.commit_interval_seconds"),
         ({"UPBITPIPE_UPBIT__SILENCE_TIMEOUT_SECONDS": "-Infinity"}, "upbit.silence_timeout"),
         ({"UPBITPIPE_UPBIT__REST_PER_SECOND": "-5"}, "upbit.rest_per_second"),
+        ({"UPBITPIPE_UPBIT__CONNECT_PER_SECOND": "1e-300"}, "upbit.connect_per_second"),
+        ({"UPBITPIPE_COLLECTOR__QUEUE_SIZE": "99999999999999999999999"}, "collector.queue_size"),
         ({"UPBITPIPE_LAKE__WAREHOUSE": ""}, "lake.warehouse"),
         ({"UPBITPIPE_LAKE__WAREHOUSE": "  "}, "lake.warehouse"),
         ({"UPBITPIPE_LAKE__WAREHOUSE": "gs://bucket/wh"}, "lake.warehouse"),
