@@ -66,7 +66,7 @@ def synthetic_markets(count: int) -> list[str]:
 def stack(root: Path, interval: str) -> Iterator[Settings]:
     """MinIO + 3 brokers + Flink (1 JM, 2 TMs x 2 slots), all stopped on exit."""
     cache = load_settings(env=dict(os.environ)).settings.infra.cache_dir
-    s3_port, *ports = [free_port() for _ in range(7)]
+    s3_port, *ports = [free_port() for _ in range(8)]
     infra = InfraSettings(state_dir=root / "infra", cache_dir=cache, kafka_brokers=3)
     minio = MinioServer(
         S3Settings(endpoint=f"http://127.0.0.1:{s3_port}"),  # type: ignore[arg-type]
@@ -201,6 +201,7 @@ def main() -> int:
                 job_id = result.job_ids[0]
                 print(f"job {job_id} submitted; waiting for its first commit ...", flush=True)
                 _wait(lambda: newest_trade_ms(settings, 0) is not None, 300, "a first commit")
+                print(f"committed; sampling for {args.duration:.0f} s ...", flush=True)
                 lags: list[float] = []
                 newest = 0
                 end = time.monotonic() + args.duration
