@@ -48,13 +48,18 @@ from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 from upbitpipe.storage.buckets import init_buckets, make_client
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1200)]
+#: seconds the new job keeps ingesting after --replace; the by-hand long run sets e.g. 600
+RUN_AFTER_REPLACE = float(os.environ.get("FLINK_STREAM_TEST_SECONDS", "15"))
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.timeout(1200 + RUN_AFTER_REPLACE),
+]
 pytest_plugins = ["conftest_flink"]
 
 MARKETS = ["KRW-BTC", "KRW-ETH", "KRW-XRP"]
 PARALLELISM = 2  # one TaskManager (2 slots) can run the whole job
-#: seconds the new job keeps ingesting after --replace; the by-hand long run sets e.g. 600
-RUN_AFTER_REPLACE = float(os.environ.get("FLINK_STREAM_TEST_SECONDS", "15"))
 WAIT = 240.0  # generous: the machine is shared
 
 
