@@ -52,7 +52,7 @@ def _key(value: bytes) -> TradeKey | None:
 
 
 async def trades_in_kafka(
-    settings: KafkaSettings, since_wall_ms: int, *, limit_seconds: float = 60.0
+    settings: KafkaSettings, since_wall_ms: int, *, limit_seconds: float = 30.0
 ) -> set[TradeKey] | None:
     """Trade keys in the trade topic written since ``since_wall_ms`` (our clock, less a
     margin); None when Kafka cannot be read (the restart then re-sends at least once)."""
