@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from upbitpipe.prepare import Step, estimate
@@ -57,9 +58,9 @@ class PrepareView:
     def __enter__(self) -> PrepareView:
         if self.live:
             self.bar = Progress(
-                SpinnerColumn(finished_text="[green]✓[/]"),
+                SpinnerColumn(finished_text=" "),
                 TextColumn("{task.description:<13}"),
-                TextColumn("[dim]{task.fields[detail]}"),
+                TextColumn("{task.fields[detail]}"),
                 TimeElapsedColumn(),
                 console=self.console,
             )
@@ -103,20 +104,20 @@ class PrepareView:
         with self.lock:
             self.latest[step.name] = text
             if self.bar is not None:
-                self.bar.update(self.tasks[step.name], detail=text)
+                self.bar.update(self.tasks[step.name], detail=f"[dim]{escape(text)}[/]")
 
     def finished(self, step: Step, seconds: float) -> None:
-        self._end(step, f"done in {seconds:.0f} s")
+        self._end(step, f"done in {seconds:.0f} s", "[green]✓[/]")
 
     def failed(self, step: Step, error: BaseException, seconds: float) -> None:
-        self._end(step, f"FAILED after {seconds:.0f} s: {error}")
+        self._end(step, f"FAILED after {seconds:.0f} s: {error}", "[red]✗[/]")
 
-    def _end(self, step: Step, text: str) -> None:
+    def _end(self, step: Step, text: str, mark: str) -> None:
         with self.lock:
             self.running.discard(step.name)
             if self.bar is not None:
                 task = self.tasks[step.name]
-                self.bar.update(task, detail=text, total=1, completed=1)
+                self.bar.update(task, detail=f"{mark} {escape(text)}", total=1, completed=1)
                 self.bar.stop_task(task)
             else:
                 self._line(f"{step.name}: {text}")
