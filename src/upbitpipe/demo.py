@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from upbitpipe.lake.candles_job import rebuild_candles
 from upbitpipe.lake.read import trade_id_counts
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
+
+log = logging.getLogger(__name__)
 
 TradeIds = Counter[tuple[str, int]]
 
@@ -100,14 +103,14 @@ async def run_demo(
                 "lake": settings.lake.model_copy(update={"commit_interval_seconds": 2.0}),
             }
         )
-        ticker = asyncio.create_task(_tick(demo_settings, on_tick)) if on_tick else None
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(_watch(demo_settings, duration, stop, on_tick))
         try:
-            result = await run_collector(demo_settings, duration=duration)
+            result = await run_collector(demo_settings, stop=stop)
         finally:
-            if ticker is not None:
-                ticker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await ticker
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         lake = await asyncio.to_thread(trade_id_counts, demo_settings)
         expected = expected_trade_ids(server.generated_trades, lake, markets)
         candle_report = await asyncio.to_thread(rebuild_candles, demo_settings, since_minutes=None)
@@ -121,13 +124,42 @@ async def run_demo(
     )
 
 
-async def _tick(settings: Settings, on_tick: Callable[[CollectorStatus], None]) -> None:
+#: How long the collector may take to deliver its first event before the demo gives up
+#: (start-up opens the lake's tables and plans the markets: seconds, more on a busy machine).
+STARTUP_TIMEOUT_SECONDS = 120.0
+
+
+async def _watch(
+    settings: Settings,
+    duration: float,
+    stop: asyncio.Event,
+    on_tick: Callable[[CollectorStatus], None] | None,
+    *,
+    startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+) -> None:
+    """Read the collector's status every second (for ``on_tick``) and set ``stop`` once it
+    has collected for ``duration`` seconds, counted from its first event - so a slow
+    start-up (a busy machine) shortens nothing - or after ``startup_timeout`` without any."""
+    loop = asyncio.get_running_loop()
     path = settings.collector.state_dir / STATUS_FILE
+    began = loop.time()
+    first_event_at: float | None = None
     while True:
         await asyncio.sleep(1.0)
         try:
             snap = await asyncio.to_thread(read_status, path)
         except StateFileError:
-            continue
-        if snap:
-            on_tick(snap)
+            snap = None
+        now = loop.time()
+        if snap is not None:
+            if first_event_at is None and any(snap.events.values()):
+                first_event_at = now
+            if on_tick is not None:
+                on_tick(snap)
+        if first_event_at is None and now - began >= startup_timeout:
+            log.warning("no event from the collector within %.0f s; stopping", startup_timeout)
+            stop.set()
+            return
+        if first_event_at is not None and now - first_event_at >= duration:
+            stop.set()
+            return
