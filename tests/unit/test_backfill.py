@@ -3,6 +3,7 @@ durable ledger that keeps them honest."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -157,3 +158,82 @@ def test_resume_points_survive_bad_files_and_future_tips(tmp_path: Path) -> None
     again = ResumePoints.load(path, now_ms=now)
     assert again.tips["KRW-BTC"] == tip
     assert again.tips["KRW-XRP"].ms < now  # a first start resumes from its start
+
+
+class _ListSink:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, events: Any) -> None:
+        self.events.extend(events)
+
+    async def flush(self) -> None:
+        return None
+
+    def take_unflushed(self) -> list[Any]:
+        return []
+
+    async def close(self) -> None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+
+def _trade_frame(market: str, ts: int) -> bytes:
+    moment = datetime.fromtimestamp(ts / 1000, tz=UTC)
+    return orjson.dumps(
+        {
+            "type": "trade",
+            "code": market,
+            "timestamp": ts,
+            "trade_date": f"{moment:%Y-%m-%d}",
+            "trade_time": f"{moment:%H:%M:%S}",
+            "trade_timestamp": ts,
+            "trade_price": 100_000.0,
+            "trade_volume": 0.5,
+            "ask_bid": "BID",
+            "prev_closing_price": 99_000.0,
+            "change": "RISE",
+            "change_price": 1000.0,
+            "sequential_id": ts * 10_000,
+            "stream_type": "REALTIME",
+        }
+    )
+
+
+def test_a_session_gap_starts_before_the_sessions_first_frame(tmp_path: Path) -> None:
+    """Issue #18: with ``--types trade`` the first frame after resubscribing is a trade of
+    the first market, and a market with no trade seen yet still gets its gap."""
+    from upbitpipe.collector.service import CollectorPlan, CollectorService
+    from upbitpipe.config import Settings
+    from upbitpipe.sinks.deadletter import DeadLetterBox
+
+    markets = ["KRW-BTC", "KRW-ETH"]
+    settings = Settings.model_validate({"collector": {"state_dir": str(tmp_path)}})
+    plan = CollectorPlan(markets=markets, types=["trade"], shards=[markets])
+    rest = UpbitRestClient("http://127.0.0.1:9")
+    svc = CollectorService(settings, plan, [_ListSink()], rest, DeadLetterBox(tmp_path / "dl"))
+    now = MIDNIGHT
+    svc.state.resume.start(markets, now)  # what run() does before the first connect
+    state = svc.connections[0].state
+
+    async def feed() -> None:
+        state.connects = 1  # first session of a fresh start: no gap
+        for i in range(5):
+            await svc._on_shard_frame(0, _trade_frame("KRW-BTC", now + i * 100), now + i * 100)
+        state.connects = 2  # a reconnect 20 s later; its first frame is a BTC trade
+        await svc._on_shard_frame(0, _trade_frame("KRW-BTC", now + 20_000), now + 20_000)
+
+    asyncio.run(feed())
+    gaps = {g.market: g for g in svc.state.gaps.open_gaps()}
+    assert set(gaps) == set(markets)
+    btc, eth = gaps["KRW-BTC"], gaps["KRW-ETH"]
+    assert (btc.from_ms, btc.from_sid) == (now + 400, (now + 400) * 10_000)  # before, not after
+    assert (btc.to_ms, btc.to_sid) == (now + 20_000, (now + 20_000) * 10_000)
+    assert eth.from_ms <= now and eth.to_ms is None  # no ETH trade yet: up to the stream
