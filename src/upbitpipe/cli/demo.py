@@ -10,10 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from upbitpipe.cli.context import cli_context, fail
+from upbitpipe.cli.context import cli_context
 from upbitpipe.collector.status import CollectorStatus
 from upbitpipe.demo import run_demo
-from upbitpipe.errors import UpbitpipeError
 from upbitpipe.logs import LogFormat, configure_logging
 from upbitpipe.stats.report import gather, render
 
@@ -117,12 +116,9 @@ def demo(
     )
     every = 0.0 if console.is_terminal else PIPE_PROGRESS_EVERY_SECONDS
     tick = ProgressPrinter(lambda line: console.print(line, markup=False), every=every)
-    try:
-        report = asyncio.run(
-            run_demo(settings, codes, duration=duration, rate=rate, seed=seed, on_tick=tick)
-        )
-    except UpbitpipeError as exc:
-        fail(str(exc))
+    report = asyncio.run(
+        run_demo(settings, codes, duration=duration, rate=rate, seed=seed, on_tick=tick)
+    )
     demo_settings = settings.model_copy(
         update={
             "collector": settings.collector.model_copy(

@@ -136,10 +136,7 @@ def up(
         for name, starter in todo:
             console.print(f"starting {name} ({chosen}) ...")
             step_began = time.monotonic()
-            try:
-                starter.start(timeout)
-            except UpbitpipeError as exc:
-                fail(str(exc))
+            starter.start(timeout)
             _print_up(name, starter, time.monotonic() - step_began)
     if todo:
         console.print(
@@ -178,10 +175,7 @@ def _init_buckets_after_start(settings: Settings) -> None:
     creds = local_credentials(settings.s3, settings.infra.state_dir, create=False)
     if creds is None:
         return
-    try:
-        results = init_buckets(settings.s3, creds.access_key, creds.secret_key)
-    except UpbitpipeError as exc:
-        fail(str(exc))
+    results = init_buckets(settings.s3, creds.access_key, creds.secret_key)
     names = ", ".join(r.name for r in results)
     where = keys_origin(settings.s3, settings.infra.state_dir)
     console.print(f"      buckets {names} ready; S3 credentials from {where}")
@@ -215,12 +209,9 @@ def down(
             continue  # e.g. no flink module: nothing of it can be running
         except UpbitpipeError as exc:
             fail(str(exc))
-        try:
-            starter.stop(30.0)
-            if purge and chosen == "native":
-                _purge(settings, name)
-        except UpbitpipeError as exc:
-            fail(str(exc))
+        starter.stop(30.0)
+        if purge and chosen == "native":
+            _purge(settings, name)
         console.print(f"[green]down[/] {name}{' (data deleted)' if purge else ''}")
 
 

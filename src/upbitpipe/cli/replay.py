@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 
 from upbitpipe.cli.context import fail
-from upbitpipe.errors import UpbitpipeError
 from upbitpipe.replay.options import ReplayOptions
 from upbitpipe.replay.server import ReplayServer
 
@@ -234,10 +233,7 @@ def serve(
         options.validate()
     except ValueError as exc:
         fail(str(exc), code=2)
-    try:
-        asyncio.run(_serve(options))
-    except UpbitpipeError as exc:
-        fail(str(exc))
+    asyncio.run(_serve(options))
 
 
 async def _serve(options: ReplayOptions) -> None:
