@@ -152,6 +152,7 @@ async def run_collector_path(
         flat["kafka.bootstrap_servers"] = kafka
         flat["kafka.topic_prefix"] = f"bench{uuid.uuid4().hex[:6]}-"
     settings: Settings = load_settings(overrides=flat, env={}).settings
+    settings.collector.state_dir.mkdir(parents=True, exist_ok=True)  # run_collector does this
     done = asyncio.Event()
     counter = CountingSink(messages, done)
     dead = DeadLetterBox(tmp / "dead")
@@ -172,9 +173,11 @@ async def run_collector_path(
         service = CollectorService(settings, plan, [counter, *extra], rest, dead)
         stop = asyncio.Event()
         task = asyncio.create_task(service.run(stop))
-        await done.wait()
+        waiter = asyncio.create_task(done.wait())
+        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
         stop.set()
-        await task
+        await task  # raises what stopped the collector early
     return counter.count, counter.latencies, counter.last - counter.first
 
 
