@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from upbitpipe.replay.frames import WireEvent, encode_wire, normal_to_wire
+from upbitpipe.replay.frames import WireEvent, encode_wire
 from upbitpipe.replay.market import SyntheticMarket, snap, tick_size
 from upbitpipe.replay.subscription import RequestError, parse_request
 from upbitpipe.replay.tradebook import TicksQuery, TradeStore
-from upbitpipe.upbit.codec import MarketEvent, parse_frame
+from upbitpipe.upbit.codec import MarketEvent, parse_frame, to_default_wire
 
 T0 = 1_795_460_000_000
 
@@ -82,7 +82,7 @@ def test_simple_encoding_round_trips_through_the_parser() -> None:
             assert simple.data["best_ask_price"] == default.data["best_ask_price"]
         else:
             assert simple.data == default.data
-        assert normal_to_wire(default.data) == event.wire
+        assert to_default_wire(default.type, default.data) == event.wire
     book = _market().states["KRW-BTC"].book(T0)
     listed = encode_wire("orderbook", book.wire, "SIMPLE_LIST", 1, True)
     assert orjson.loads(listed)[0]["st"] == "SNAPSHOT"

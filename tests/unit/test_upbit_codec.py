@@ -144,3 +144,33 @@ def test_subscribe_request_rejects_bad_options(kwargs: dict[str, object]) -> Non
 def test_subscribe_request_rejects_unknown_type() -> None:
     with pytest.raises(ValueError, match="unknown type"):
         subscribe_request("t", ["candle"], ["KRW-BTC"])
+
+
+def test_to_default_wire_is_the_inverse_of_parse_frame() -> None:
+    """One inverse of the codec serves the REST-backfill frames and the capture replay."""
+    import orjson
+
+    from upbitpipe.upbit.codec import MarketEvent, parse_frame, to_default_wire
+
+    frames = [
+        b'{"ty":"trade","cd":"KRW-BTC","tms":1730336862082,"td":"2024-10-31","ttm":"01:07:42",'
+        b'"ttms":1730336862080,"tp":100473000.0,"tv":0.0001,"ab":"BID","pcp":100500000.0,'
+        b'"c":"FALL","cp":27000.0,"sid":17303368620800000,"st":"REALTIME"}',
+        b'{"type":"orderbook","code":"KRW-BTC","timestamp":1730336862082,'
+        b'"total_ask_size":1.5,"total_bid_size":2.0,"orderbook_units":[{"ask_price":101.0,'
+        b'"bid_price":100.0,"ask_size":1.5,"bid_size":2.0}],"stream_type":"REALTIME"}',
+    ]
+    for raw in frames:
+        event = parse_frame(raw)
+        assert isinstance(event, MarketEvent)
+        wire = to_default_wire(event.type, event.data)
+        assert wire["code"] == event.market and "market" not in wire
+        again = parse_frame(orjson.dumps(wire))
+        assert isinstance(again, MarketEvent)
+        assert again.data == event.data
+    record = {"market": "KRW-ETH", "sequential_id": 1, "_source": "upbit_rest_backfill"}
+    assert to_default_wire("trade", record) == {
+        "type": "trade",
+        "code": "KRW-ETH",
+        "sequential_id": 1,
+    }

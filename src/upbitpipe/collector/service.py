@@ -54,7 +54,13 @@ from upbitpipe.collector.status import (
 from upbitpipe.config import Settings
 from upbitpipe.sinks.base import SOURCE_BACKFILL, SOURCE_WEBSOCKET, Sink, SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
-from upbitpipe.upbit.codec import ErrorFrame, MalformedFrameError, MarketEvent, StatusFrame
+from upbitpipe.upbit.codec import (
+    ErrorFrame,
+    MalformedFrameError,
+    MarketEvent,
+    StatusFrame,
+    to_default_wire,
+)
 from upbitpipe.upbit.gate import KIND_MALFORMED, FrameGate, RejectedEventError
 from upbitpipe.upbit.rest import UpbitRestClient
 
@@ -488,7 +494,6 @@ class CollectorService:
 
 def rebuild_frame(trade: dict[str, Any]) -> bytes:
     """A DEFAULT-format trade frame for a REST-backfilled trade (archive and replay input)."""
-    frame = {"type": "trade", "code": trade["market"]}
-    frame.update((k, v) for k, v in trade.items() if k != "market" and not k.startswith("_"))
+    frame = to_default_wire("trade", trade)
     frame["stream_type"] = "BACKFILL"
     return orjson.dumps(frame)

@@ -14,8 +14,6 @@ import orjson
 
 from upbitpipe.upbit.fields import DEFAULT_TO_SIMPLE, UNIT_TO_SIMPLE
 
-_DERIVED_BOOK_FIELDS = ("best_ask_price", "best_bid_price", "spread")
-
 
 @dataclass(slots=True)
 class BookParts:
@@ -160,16 +158,6 @@ def encode_wire(
     if fmt in ("JSON_LIST", "SIMPLE_LIST"):
         return b"[" + data + b"]"
     return data
-
-
-def normal_to_wire(data: dict[str, Any]) -> dict[str, Any]:
-    """A parsed event's ``data`` back in Upbit's DEFAULT wire shape (``market`` -> ``code``)."""
-    kind = data.get("type")
-    wire = {("code" if k == "market" else k): v for k, v in data.items()}
-    if kind == "orderbook":
-        for name in _DERIVED_BOOK_FIELDS:
-            wire.pop(name, None)
-    return wire
 
 
 def error_frame(name: str, message: str) -> bytes:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from upbitpipe.archive.capture import read_capture
 from upbitpipe.replay.clock import wall_ms
-from upbitpipe.replay.frames import WireEvent, normal_to_wire
+from upbitpipe.replay.frames import WireEvent
 from upbitpipe.replay.market import SyntheticMarket
-from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
+from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame, to_default_wire
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def to_wire_event(frame: bytes) -> WireEvent | None:
     if not isinstance(parsed, MarketEvent):
         return None
     snapshot = parsed.data.get("stream_type") == "SNAPSHOT"
-    wire = normal_to_wire(parsed.data)
+    wire = to_default_wire(parsed.type, parsed.data)
     wire["stream_type"] = "REALTIME"
     event = WireEvent(parsed.type, parsed.market, wire)
     event.snapshot = snapshot

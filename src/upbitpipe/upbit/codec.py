@@ -298,6 +298,27 @@ def _simple_unit(unit: Any, raw: bytes | str) -> dict[str, Any]:
     return {UNIT_SIMPLE.get(k, k): v for k, v in fields.items()}
 
 
+#: Fields ``parse_frame`` adds to a book; they are not on the wire.
+DERIVED_BOOK_FIELDS = ("best_ask_price", "best_bid_price", "spread")
+
+
+def to_default_wire(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`parse_frame`: an event's data (or a data-contract record) as an
+    Upbit DEFAULT-format message -- ``market`` back to ``code``, no ``_`` metadata, no
+    derived book fields. ``parse_frame(orjson.dumps(to_default_wire(k, d)))`` gives ``d``
+    back (less the metadata)."""
+    wire: dict[str, Any] = {"type": kind}
+    for key, value in data.items():
+        if key == "market":
+            wire["code"] = value
+        elif not key.startswith("_"):
+            wire[key] = value
+    if kind == "orderbook":
+        for name in DERIVED_BOOK_FIELDS:
+            wire.pop(name, None)
+    return wire
+
+
 def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
     """Add best prices, spread and totals (totals only if the frame lacks them).
 
