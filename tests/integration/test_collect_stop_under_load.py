@@ -48,23 +48,8 @@ def _status(path: Path) -> dict[str, Any] | None:
     return status.model_dump() if status is not None else None
 
 
-def _first_run_under_load(
-    tmp_path: Path, server: ReplayServer, sink: str, extra: dict[str, str]
-) -> dict[str, Any]:
-    """Collect at full speed for RUN_SECONDS, SIGTERM, return the final status."""
-    settings = {
-        "COLLECTOR__INSTANCE_ID": "run1",
-        "COLLECTOR__SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_SECONDS),
-        "COLLECTOR__STATUS_INTERVAL_SECONDS": "0.5",
-        "LAKE__BUCKETS": "1",
-        **extra,
-    }
-    env = collector_process_env(tmp_path, server, **settings)
-    cmd = [sys.executable, "-m", "upbitpipe", "collect", "--markets", ",".join(MARKETS)]
-    proc = subprocess.Popen(
-        [*cmd, "--sink", sink], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    status_path = tmp_path / "state" / "status.json"
+def _collect_then_sigterm(proc: subprocess.Popen[bytes], status_path: Path) -> bytes:
+    """Wait for RUN_SECONDS of events, SIGTERM, return the output."""
     deadline = time.monotonic() + 90
     first_event_at = 0.0
     while time.monotonic() < deadline:
@@ -85,6 +70,32 @@ def _first_run_under_load(
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail(f"no exit within {SHUTDOWN_SECONDS + 30}s of SIGTERM")
+    return out
+
+
+def _first_run_under_load(
+    tmp_path: Path, server: ReplayServer, sink: str, extra: dict[str, str]
+) -> dict[str, Any]:
+    """Collect at full speed for RUN_SECONDS, SIGTERM, return the final status."""
+    settings = {
+        "COLLECTOR__INSTANCE_ID": "run1",
+        "COLLECTOR__SHUTDOWN_TIMEOUT_SECONDS": str(SHUTDOWN_SECONDS),
+        "COLLECTOR__STATUS_INTERVAL_SECONDS": "0.5",
+        "LAKE__BUCKETS": "1",
+        **extra,
+    }
+    env = collector_process_env(tmp_path, server, **settings)
+    cmd = [sys.executable, "-m", "upbitpipe", "collect", "--markets", ",".join(MARKETS)]
+    proc = subprocess.Popen(
+        [*cmd, "--sink", sink], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    status_path = tmp_path / "state" / "status.json"
+    try:
+        out = _collect_then_sigterm(proc, status_path)
+    finally:
+        if proc.poll() is None:  # any failure above: never leave the collector running
+            proc.kill()
+            proc.wait(timeout=30)
     assert proc.returncode == 0, out.decode()[-3000:]
     final = _status(status_path)
     assert final is not None and final["stopped"] is True, out.decode()[-3000:]
