@@ -78,6 +78,7 @@ class CountingSink:
     """Counts events and records exchange-timestamp -> sink latency (ms)."""
 
     name = "count"
+    flush_interval = 1.0
 
     def __init__(self, target: int, done: asyncio.Event) -> None:
         self.target = target

@@ -160,31 +160,6 @@ def test_resume_points_survive_bad_files_and_future_tips(tmp_path: Path) -> None
     assert again.tips["KRW-XRP"].ms < now  # a first start resumes from its start
 
 
-class _ListSink:
-    name = "memory"
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    async def open(self) -> None:
-        return None
-
-    async def write(self, events: Any) -> None:
-        self.events.extend(events)
-
-    async def flush(self) -> None:
-        return None
-
-    def take_unflushed(self) -> list[Any]:
-        return []
-
-    async def close(self) -> None:
-        return None
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-
 def _trade_frame(market: str, ts: int) -> bytes:
     moment = datetime.fromtimestamp(ts / 1000, tz=UTC)
     return orjson.dumps(
@@ -213,12 +188,13 @@ def test_a_session_gap_starts_before_the_sessions_first_frame(tmp_path: Path) ->
     from upbitpipe.collector.service import CollectorPlan, CollectorService
     from upbitpipe.config import Settings
     from upbitpipe.sinks.deadletter import DeadLetterBox
+    from upbitpipe.sinks.memory import MemorySink
 
     markets = ["KRW-BTC", "KRW-ETH"]
     settings = Settings.model_validate({"collector": {"state_dir": str(tmp_path)}})
     plan = CollectorPlan(markets=markets, types=["trade"], shards=[markets])
     rest = UpbitRestClient("http://127.0.0.1:9")
-    svc = CollectorService(settings, plan, [_ListSink()], rest, DeadLetterBox(tmp_path / "dl"))
+    svc = CollectorService(settings, plan, [MemorySink()], rest, DeadLetterBox(tmp_path / "dl"))
     now = MIDNIGHT
     svc.state.resume.start(markets, now)  # what run() does before the first connect
     state = svc.connections[0].state

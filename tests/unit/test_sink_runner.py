@@ -27,6 +27,7 @@ class FakeSink:
     unflushed."""
 
     name = "fake"
+    flush_interval = 1.0
 
     def __init__(self, *, stuck_flush: bool = False) -> None:
         self.gate = asyncio.Event()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from upbitpipe.collector.service import CollectorPlan, CollectorService
 from upbitpipe.config import Settings
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
+from upbitpipe.sinks.memory import MemorySink
 from upbitpipe.upbit.codec import MalformedFrameError, MarketEvent, parse_frame
 from upbitpipe.upbit.gate import (
     KIND_IMPLAUSIBLE,
@@ -179,37 +179,13 @@ def test_one_sided_book_has_null_best_price_and_spread() -> None:
     assert empty.data["best_ask_price"] is empty.data["spread"] is None
 
 
-class ListSink:
-    """The smallest sink: keeps what it is given."""
-
-    name = "memory"
-
-    def __init__(self) -> None:
-        self.events: list[SinkEvent] = []
-
-    async def open(self) -> None:
-        return None
-
-    async def write(self, events: Sequence[SinkEvent]) -> None:
-        self.events.extend(events)
-
-    async def flush(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-
 def service(tmp_path: Path) -> tuple[CollectorService, DeadLetterBox]:
     settings = Settings()
     markets = ["KRW-BTC", "KRW-ETH"]
     plan = CollectorPlan(markets=markets, types=["trade"], shards=[markets])
     box = DeadLetterBox(tmp_path / "deadletter")
     rest = UpbitRestClient("http://127.0.0.1:9")
-    return CollectorService(settings, plan, [ListSink()], rest, box), box
+    return CollectorService(settings, plan, [MemorySink()], rest, box), box
 
 
 def queued(svc: CollectorService) -> list[SinkEvent]:

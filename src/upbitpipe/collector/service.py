@@ -128,14 +128,13 @@ class CollectorService:
         self._resumed = {m for m in plan.markets if m in self.state.resume.tips}
         self._fresh = set(plan.markets) - self._resumed  # resume point still from our clock
         self._kafka_has = kafka_has or set()
-        lake_interval = settings.lake.commit_interval_seconds
         self.runners = [
             SinkRunner(
                 sink,
                 max_events=settings.collector.queue_size,
                 max_bytes=settings.collector.queue_max_bytes,
                 spool_dir=settings.collector.state_dir / "spool" / sink.name,
-                flush_interval=lake_interval if sink.name == "lake" else 1.0,
+                flush_interval=sink.flush_interval,
             )
             for sink in sinks
         ]

@@ -21,6 +21,7 @@ from upbitpipe.sinks.base import SinkEvent
 
 class ArchiveSink:
     name = "archive"
+    flush_interval = 1.0
 
     def __init__(self, root: Path, prefix: str = "frames") -> None:
         self.root = root

@@ -53,6 +53,9 @@ class Sink(Protocol):
     """
 
     name: str
+    #: how often the collector asks for ``flush()`` (seconds): a sink's own commit cadence,
+    #: so the collector needs no rule per sink
+    flush_interval: float
 
     async def open(self) -> None: ...
 

@@ -75,6 +75,7 @@ def encode_event(event: SinkEvent, topic: str) -> SpoolRecord:
 
 class KafkaSink:
     name = "kafka"
+    flush_interval = 1.0
 
     def __init__(
         self,

@@ -91,6 +91,7 @@ class LakeSink:
     def __init__(self, settings: Settings, dead_letters: DeadLetterBox) -> None:
         self.settings = settings
         self.lake: LakeSettings = settings.lake
+        self.flush_interval = settings.lake.commit_interval_seconds  # one snapshot per flush
         self.dead_letters = dead_letters
         self.tz = ZoneInfo(self.lake.timezone)
         self._catalog: Any = None
