@@ -10,7 +10,6 @@ from rich.console import Console
 
 from upbitpipe.cli.context import cli_context, fail
 from upbitpipe.collector.runtime import run_collector
-from upbitpipe.errors import UpbitpipeError
 
 
 def collect(
@@ -67,8 +66,6 @@ def collect(
     settings = cli_context(ctx).settings(overrides)
     try:
         result = asyncio.run(run_collector(settings, duration=duration))
-    except UpbitpipeError as exc:
-        fail(str(exc))
     except KeyboardInterrupt:  # second Ctrl-C during shutdown
         fail(
             "interrupted during shutdown; spooled data is kept and re-sent on next start", code=130

@@ -24,7 +24,7 @@ from upbitpipe.flink.pipeline import (
 from upbitpipe.flink.render import RenderedStatement, render_files, resolve_files
 from upbitpipe.flink.runtime import FlinkRuntime
 from upbitpipe.flink.state import state_dirs
-from upbitpipe.flink.submit import FlinkSqlError, SubmitOptions, SubmitResult, submit
+from upbitpipe.flink.submit import SubmitOptions, SubmitResult, submit
 
 app = typer.Typer(help="Run the Flink SQL jobs (Kafka -> Paimon lake) and manage them.")
 out = Console(highlight=False, soft_wrap=True)
@@ -143,14 +143,11 @@ def submit_cmd(
         fail("--replace, --from-savepoint and --from-latest: choose one", code=2)
     if (replace or from_savepoint or from_latest) and local:
         fail("--replace/--from-savepoint/--from-latest work on a cluster, not with --local", code=2)
-    try:
-        restore = (
-            None
-            if local
-            else _restore_point(settings, statements, replace, from_savepoint, from_latest)
-        )
-    except UpbitpipeError as exc:
-        fail(str(exc))
+    restore = (
+        None
+        if local
+        else _restore_point(settings, statements, replace, from_savepoint, from_latest)
+    )
     options = SubmitOptions(
         local=local,
         bounded=bounded,
@@ -164,10 +161,6 @@ def submit_cmd(
         if local:
             err.print("[dim]starting an embedded Flink mini-cluster ...[/]")
         result = submit(statements, settings, runtime, options, on_event=_progress)
-    except FlinkSqlError as exc:
-        fail(str(exc))
-    except UpbitpipeError as exc:
-        fail(str(exc))
     except KeyboardInterrupt:
         if local:
             err.print("interrupted: the local job was stopped")
@@ -284,20 +277,17 @@ def jobs_cmd(
         fail("--savepoint-dir only goes with --stop", code=2)
     settings = cli_context(ctx).settings({"flink.rest_url": rest_url})
     rest = FlinkRest(str(settings.flink.rest_url))
-    try:
-        if cancel:
-            rest.cancel(cancel)
-            out.print(f"job {cancel} cancelled")
-            return
-        if stop:
-            target = savepoint_dir or state_dirs(settings).savepoints
-            location = rest.stop_with_savepoint(stop, target, drain=drain)
-            out.print(f"job {stop} stopped; savepoint at {location}")
-            return
-        jobs = rest.list_jobs()
-        restarts = {j.job_id: _restarts(rest, j) for j in jobs}
-    except UpbitpipeError as exc:
-        fail(str(exc))
+    if cancel:
+        rest.cancel(cancel)
+        out.print(f"job {cancel} cancelled")
+        return
+    if stop:
+        target = savepoint_dir or state_dirs(settings).savepoints
+        location = rest.stop_with_savepoint(stop, target, drain=drain)
+        out.print(f"job {stop} stopped; savepoint at {location}")
+        return
+    jobs = rest.list_jobs()
+    restarts = {j.job_id: _restarts(rest, j) for j in jobs}
     if as_json:
         typer.echo(
             json.dumps(
