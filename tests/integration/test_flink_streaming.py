@@ -50,6 +50,9 @@ from upbitpipe.storage.buckets import init_buckets, make_client
 
 #: seconds the new job keeps ingesting after --replace; the by-hand long run sets e.g. 600
 RUN_AFTER_REPLACE = float(os.environ.get("FLINK_STREAM_TEST_SECONDS", "15"))
+#: the collection spans at least this long, so that complete minutes exist to check even
+#: when a quiet machine gets through the faults quickly
+MIN_COLLECTION_SECONDS = 135.0
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.e2e,
@@ -219,6 +222,7 @@ def test_streaming_job_under_faults(
     broker_down: int | None = None
     try:
         collector.start()
+        collection_began = time.monotonic()
         submitted = flink_cli(["submit", "all"], env)
         assert submitted.exit_code == 0, submitted.output
         first = wait_for(lambda: healthy_job(rest, settings), WAIT, "the pipeline job running")
@@ -254,6 +258,7 @@ def test_streaming_job_under_faults(
         )
         assert rest.state(first) == "FINISHED"
         time.sleep(RUN_AFTER_REPLACE)  # trades keep flowing into the new job
+        time.sleep(max(0.0, MIN_COLLECTION_SECONDS - (time.monotonic() - collection_began)))
         collector.stop()
 
         def stored() -> list[tuple[str, int]]:
