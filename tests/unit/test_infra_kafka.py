@@ -73,3 +73,15 @@ def test_jar_pins_are_complete() -> None:
         len(a.sha256) == 64 and a.url.startswith("https://repo1.maven.org/") for a in KAFKA_JARS
     )
     assert len(names) == len(KAFKA_JARS)
+
+
+def test_cluster_id_never_starts_with_a_dash() -> None:
+    """kafka-storage reads `-t -abc...` as an option: a leading dash made formatting fail."""
+    import base64
+    import uuid
+
+    from upbitpipe.infra.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == len(uuid.uuid4().bytes) for i in ids)

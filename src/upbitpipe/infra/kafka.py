@@ -12,10 +12,12 @@ formatted once with ``kafka.tools.StorageTool format -t <id>`` (no ``--standalon
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import subprocess
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -141,6 +143,15 @@ def topic_specs(kafka: KafkaSettings, brokers: int) -> list[TopicSpec]:
     ]
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id (URL-safe base64 of a UUID) that does not start with ``-``:
+    ``kafka-storage format -t -x...`` would read such an id as an option and fail (1 in 32)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class KafkaCluster:
     """:class:`~upbitpipe.infra.base.ServiceStarter` for a local N-node KRaft cluster."""
 
@@ -225,10 +236,8 @@ class KafkaCluster:
                 )
                 raise ConfigError(msg)
             return str(saved["cluster_id"])
-        import base64
-        import uuid
 
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         meta.write_text(json.dumps({"cluster_id": cluster_id, "nodes": topology}, indent=2))
         return cluster_id
 
