@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,10 @@ async def run_demo(
         drop_after_seconds=max(2.0, duration / 3),
         malformed_every=max(50, int(rate * 4)),
     )
+    # Each demo talks to a new stand-in exchange: a resume point or gap record of an earlier
+    # demo names trades this exchange never had, so the demo's own state starts empty.
+    demo_state = settings.collector.state_dir / "demo"
+    await asyncio.to_thread(shutil.rmtree, demo_state, True)
     async with ReplayServer(options) as server:
         demo_settings = settings.model_copy(
             update={
@@ -96,7 +101,7 @@ async def run_demo(
                     update={
                         "markets": list(markets),
                         "sinks": ["lake"],
-                        "state_dir": settings.collector.state_dir / "demo",
+                        "state_dir": demo_state,
                         "reconnect_initial_delay_seconds": 0.5,
                     }
                 ),
