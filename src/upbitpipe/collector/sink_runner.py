@@ -91,19 +91,17 @@ class SinkRunner:
         self._buffer.append(event)
         self._bytes += len(event.raw)
         self.put_count += 1
-        self._wakeup.set()
-        if (
-            len(self._buffer) >= self.max_events or self._bytes >= self.max_bytes
-        ) and not self._released:
-            self._room.clear()
-        if not self._room.is_set():
-            await self._wait_for_room()
+        await self._after_put()
 
     async def put_all(self, events: Sequence[SinkEvent]) -> None:
         """Buffer a batch (one bound check for all of it); waits like ``put``."""
         self._buffer.extend(events)
         self._bytes += sum(len(e.raw) for e in events)
         self.put_count += len(events)
+        await self._after_put()
+
+    async def _after_put(self) -> None:
+        """Wake the writer; over either bound, close the room and wait (backpressure)."""
         self._wakeup.set()
         if (
             len(self._buffer) >= self.max_events or self._bytes >= self.max_bytes
