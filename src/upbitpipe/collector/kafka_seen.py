@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from upbitpipe.config import KafkaSettings, reveal
+from upbitpipe.config import KafkaSettings
+from upbitpipe.sinks.kafka import security_options
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,9 @@ def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
         "enable_auto_commit": False,
         "group_id": None,
         "auto_offset_reset": "latest",
-        "security_protocol": settings.security_protocol,
         "request_timeout_ms": settings.request_timeout_ms,
+        **security_options(settings),
     }
-    if settings.sasl_mechanism:
-        options["sasl_mechanism"] = settings.sasl_mechanism
-        options["sasl_plain_username"] = settings.sasl_username
-        options["sasl_plain_password"] = reveal(settings.sasl_password)
     return options
 
 

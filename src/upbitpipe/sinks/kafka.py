@@ -52,7 +52,7 @@ ProducerFactory = Callable[[], AIOKafkaProducer]
 
 def producer_options(settings: KafkaSettings) -> dict[str, Any]:
     """aiokafka producer keyword arguments from the config (secrets revealed here only)."""
-    options: dict[str, Any] = {
+    return {
         "bootstrap_servers": settings.bootstrap_servers,
         "acks": "all",
         "enable_idempotence": True,
@@ -60,8 +60,13 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
         "linger_ms": settings.linger_ms,
         "max_batch_size": settings.max_batch_bytes,
         "request_timeout_ms": settings.request_timeout_ms,
-        "security_protocol": settings.security_protocol,
+        **security_options(settings),
     }
+
+
+def security_options(settings: KafkaSettings) -> dict[str, Any]:
+    """aiokafka's security keys (protocol, SASL) for producers and consumers alike."""
+    options: dict[str, Any] = {"security_protocol": settings.security_protocol}
     if settings.sasl_mechanism:
         options["sasl_mechanism"] = settings.sasl_mechanism
         options["sasl_plain_username"] = settings.sasl_username
