@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sql_support import trade_event
 
 from upbitpipe.clickhouse.ddl import render_statements
 from upbitpipe.clickhouse.schema import KAFKA_VIRTUAL_COLUMNS, TOPICS
@@ -60,20 +61,7 @@ def panel_queries() -> list[tuple[str, str, str]]:
 
 
 def trade(market: str, seq: int, ts_ms: int, price: float) -> dict[str, Any]:
-    return {
-        "market": market,
-        "trade_price": price,
-        "trade_volume": 0.5,
-        "ask_bid": "BID",
-        "trade_timestamp": ts_ms,
-        "timestamp": ts_ms + 10,
-        "sequential_id": seq,
-        "best_ask_price": price + 1,
-        "best_bid_price": price - 1,
-        "_ingested_at": ts_ms + 50,
-        "_source": "upbit_websocket",
-        "_collector": "t",
-    }
+    return trade_event(market, seq, ts_ms, price, "upbit_websocket")
 
 
 def sample_events(now_ms: int) -> dict[str, list[dict[str, Any]]]:
