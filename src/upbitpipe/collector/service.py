@@ -170,35 +170,54 @@ class CollectorService:
         self._backfills: dict[str, asyncio.Task[None]] = {}  # by gap id
         self._dirty = True
         self._save_error = ""
+        self._staged: list[SinkEvent] = []  # first-seen events not yet in the sink buffers
+        self._staged_not_kafka: set[int] = set()  # positions in _staged Kafka already has
 
     # -- frames ----------------------------------------------------------------------
 
     async def on_frame(self, raw: bytes, received_ms: int) -> bool:
         """Handle one frame; True if it was market data (the silence watchdog counts those)."""
-        self.counters.frames += 1
-        try:
-            parsed = self.gate.parse(raw, received_ms)
-        except MalformedFrameError as exc:
-            kind = exc.kind if isinstance(exc, RejectedEventError) else KIND_MALFORMED
-            await self.dead_letters.put(kind, exc.reason, raw)
-            return False
-        if isinstance(parsed, MarketEvent):
-            await self._emit(
-                parsed.type, parsed.market, parsed.data, parsed.raw, received_ms, SOURCE_WEBSOCKET
-            )
-            return True
-        if isinstance(parsed, StatusFrame):
-            self.counters.status_frames += 1
-        elif isinstance(parsed, ErrorFrame):
-            await self.dead_letters.put("exchange_error", f"{parsed.name}: {parsed.message}", raw)
-        return False
+        return await self.on_frames(((raw, received_ms),))
 
-    async def _on_shard_frame(self, shard: int, raw: bytes, received_ms: int) -> bool:
+    async def on_frames(self, frames: Sequence[tuple[bytes, int]]) -> bool:
+        """Handle a batch of ``(raw, received_ms)`` frames read together from one socket:
+        one parse loop, then one buffer operation per sink for all their events. True if
+        any frame was market data (the silence watchdog counts those)."""
+        market_data = False
+        rejected: list[tuple[str, str, bytes]] = []
+        parse = self.gate.parse
+        stage = self._stage
+        for raw, received_ms in frames:
+            try:
+                parsed = parse(raw, received_ms)
+            except MalformedFrameError as exc:
+                kind = exc.kind if isinstance(exc, RejectedEventError) else KIND_MALFORMED
+                rejected.append((kind, exc.reason, raw))
+                continue
+            if type(parsed) is MarketEvent:
+                stage(parsed.type, parsed.market, parsed.data, parsed.raw, received_ms, True)
+                market_data = True
+            elif isinstance(parsed, StatusFrame):
+                self.counters.status_frames += 1
+            elif isinstance(parsed, ErrorFrame):
+                reason = f"{parsed.name}: {parsed.message}"
+                rejected.append(("exchange_error", reason, raw))
+        self.counters.frames += len(frames)
+        await self._deliver()
+        for kind, reason, raw in rejected:
+            await self.dead_letters.put(kind, reason, raw)
+        return market_data
+
+    async def _on_shard_frames(self, shard: int, frames: Sequence[tuple[bytes, int]]) -> bool:
+        """A batch of frames of one connection (all of one session)."""
         session = self.connections[shard].state.connects
         if session != self._sessions[shard]:
             self._sessions[shard] = session
             self._session_started(shard)
-        return await self.on_frame(raw, received_ms)
+        return await self.on_frames(frames)
+
+    async def _on_shard_frame(self, shard: int, raw: bytes, received_ms: int) -> bool:
+        return await self._on_shard_frames(shard, ((raw, received_ms),))
 
     async def _emit(
         self,
@@ -210,6 +229,25 @@ class CollectorService:
         source: str,
     ) -> bool:
         """Hand a first-seen event to every sink; False for a duplicate."""
+        first = self._stage(event_type, market, data, raw, received_ms, source == SOURCE_WEBSOCKET)
+        await self._deliver()
+        return first
+
+    def _stage(
+        self,
+        event_type: str,
+        market: str,
+        data: dict[str, Any],
+        raw: bytes,
+        received_ms: int,
+        live: bool,
+    ) -> bool:
+        """Stage a first-seen event for every sink (``_deliver`` hands it over); False for
+        a duplicate. ``live``: from the WebSocket (else a REST backfill).
+
+        Staged events count as handed to the sinks at once (the durable ledger's marks), so
+        ``_deliver`` must follow before the next ``await``: nothing else may reach the sink
+        buffers in between."""
         if not self.dedup.first_time(event_key(event_type, market, data)):
             self.counters.duplicates += 1
             return False
@@ -219,7 +257,7 @@ class CollectorService:
         tip: Tip | None = None
         if event_type == "trade":
             ts, sid = data.get("trade_timestamp"), data.get("sequential_id")
-            if source == SOURCE_WEBSOCKET:
+            if live:
                 # the gate admitted it: subscribed, typed, not ahead of the exchange clock
                 if isinstance(ts, int):
                     tip = Tip(
@@ -231,19 +269,43 @@ class CollectorService:
                 skip_kafka = (market, sid) in self._kafka_has
         record = dict(data)
         record["_ingested_at"] = received_ms
-        record["_source"] = source
+        record["_source"] = SOURCE_WEBSOCKET if live else SOURCE_BACKFILL
         record["_collector"] = self.instance_id
         event = SinkEvent(type=event_type, market=market, record=record, raw=raw)
         self.counters.events[event_type] += 1
         self.counters.last_event_ms = received_ms
-        for index, runner in enumerate(self.runners):
-            if skip_kafka and index == self._kafka_index:
-                continue
-            await runner.put(event)
-            self.ledger.handed_to(index)
+        handed = self.ledger.handed
+        if skip_kafka and self._kafka_index is not None:
+            self._staged_not_kafka.add(len(self._staged))
+            for index in range(len(handed)):
+                if index != self._kafka_index:
+                    handed[index] += 1
+        else:
+            for index in range(len(handed)):
+                handed[index] += 1
+        self._staged.append(event)
         if tip is not None:
             self._seen_live(market, tip)
         return True
+
+    async def _deliver(self) -> None:
+        """Hand the staged events to every sink: all buffers first (one synchronous step,
+        so each sink's order matches the ledger's marks), then wait out backpressure."""
+        staged = self._staged
+        if not staged:
+            return
+        skipped = self._staged_not_kafka
+        self._staged = []
+        self._staged_not_kafka = set()
+        waits: list[SinkRunner] = []
+        for index, runner in enumerate(self.runners):
+            events = staged
+            if skipped and index == self._kafka_index:
+                events = [e for i, e in enumerate(staged) if i not in skipped]
+            if runner.add_all(events):
+                waits.append(runner)
+        for runner in waits:
+            await runner.wait_for_room()
 
     def _seen_live(self, market: str, tip: Tip) -> None:
         last = self._last_seen.get(market)

@@ -91,24 +91,38 @@ class SinkRunner:
         self._buffer.append(event)
         self._bytes += len(event.raw)
         self.put_count += 1
-        await self._after_put()
+        self._after_add()
+        if not self._room.is_set():
+            await self._wait_for_room()
 
     async def put_all(self, events: Sequence[SinkEvent]) -> None:
         """Buffer a batch (one bound check for all of it); waits like ``put``."""
-        self._buffer.extend(events)
-        self._bytes += sum(len(e.raw) for e in events)
-        self.put_count += len(events)
-        await self._after_put()
+        if self.add_all(events):
+            await self.wait_for_room()
 
-    async def _after_put(self) -> None:
-        """Wake the writer; over either bound, close the room and wait (backpressure)."""
+    def add_all(self, events: Sequence[SinkEvent]) -> bool:
+        """Buffer a batch without waiting; True when the caller must ``wait_for_room()``.
+
+        The collector adds a batch to every sink in one synchronous step (so each buffer's
+        order matches the counts in its durable ledger) and only then waits for room."""
+        self._buffer.extend(events)
+        self._bytes += sum([len(e.raw) for e in events])
+        self.put_count += len(events)
+        self._after_add()
+        return not self._room.is_set()
+
+    async def wait_for_room(self) -> None:
+        """Wait while the buffer is over its bound (backpressure); at once otherwise."""
+        if not self._room.is_set():
+            await self._wait_for_room()
+
+    def _after_add(self) -> None:
+        """Wake the writer; over either bound, close the room (producers will wait)."""
         self._wakeup.set()
         if (
             len(self._buffer) >= self.max_events or self._bytes >= self.max_bytes
         ) and not self._released:
             self._room.clear()
-        if not self._room.is_set():
-            await self._wait_for_room()
 
     def take_buffered(self) -> list[SinkEvent]:
         """Remove and return what waits for the writer (tests and diagnostics)."""
