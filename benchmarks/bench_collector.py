@@ -1,21 +1,51 @@
-"""What does the collector cost per message, and how late are events at the sink?
+"""What does a message cost the collector as users run it, next to cryptofeed and the floors?
 
-The replay server runs in a child process (its CPU is not counted) and streams a synthetic
-market (ticker+trade+orderbook of several markets) as fast as the client reads. The client
-runs in this process and stops after ``--messages`` frames; we measure its CPU time per
-message, wall throughput, and the latency from the exchange's event ``timestamp`` to the
-moment the sink receives the event (p50/p99; ms resolution of the exchange clock).
+One run, one exchange: `upbitpipe replay serve --synthetic --tls` (10 KRW markets, ticker +
+trade + orderbook, SIMPLE format; wss:// because cryptofeed accepts nothing else, so every
+client pays TLS as it does against Upbit). Every client is its own process, one at a time,
+variants interleaved round by round (``--runs`` rounds, medians reported):
 
-Variants, run alternately in the same session (``--runs`` each, medians reported):
-  baseline    plain ``websockets`` client + ``orjson.loads``, nothing else (the notes'
-              16 µs/msg reference: what any Python collector pays for transport + JSON)
-  collector   upbitpipe's path: parse/normalise -> dedup -> data-contract record -> sink queue
-              -> a counting sink (no I/O)
-  +lake       the same, into the pypaimon lake sink on local disk (commits every 5 s)
-  +kafka      the same, into the Kafka sink (only with ``--kafka host:port``)
+  websockets        floor: `websockets` + `orjson.loads`, no work
+  picows            floor: `picows` + `orjson.loads`, no work
+  cryptofeed        cryptofeed 2.4.1's Upbit feed, a counting callback (trade + orderbook:
+                    its Upbit feed has no ticker channel)
+  cryptofeed-kafka  the same feed into its Kafka backend (TradeKafka/BookKafka, acks=all)
+  kafka             `upbitpipe collect --sink kafka` (acks=all, idempotent)
+  kafka-2types      the same with `--types trade,orderbook`: like for like with cryptofeed
+  archive           `upbitpipe collect --sink archive`
+  lake              `upbitpipe collect --sink lake` (embedded Paimon on local disk)
 
-    .venv/bin/python benchmarks/bench_collector.py
-    .venv/bin/python benchmarks/bench_collector.py --messages 50000 --runs 3 --kafka 127.0.0.1:29092
+CPU phase: the twin sends as fast as the client reads (`--rate 0`). Latency phase: a second
+twin at a fixed ``--latency-rate`` (5,000 msgs/s), for the two Kafka clients.
+
+What is measured (per run, over a window that starts ``--warmup`` s after the first
+delivered message and lasts ``--seconds``; start-up and shutdown are outside it):
+  * CPU-µs/msg: the client process's user+system CPU (psutil, sampled every 0.2 s and
+    interpolated to the moment of each count) divided by the messages delivered in the window.
+  * delivered = what the client's destination confirmed:
+      floors, cryptofeed      messages parsed / callbacks run (counted by the driver);
+      kafka variants          records in the topics (sum of the end offsets, asked of the
+                              broker every 0.5 s): acknowledged by the broker;
+      archive, lake           `written` of the sink in the collector's status.json
+                              (events the sink accepted; the lake commits them every
+                              `lake.commit_rows` rows / 16 MiB / flush interval).
+  * latency (latency phase): exchange event `timestamp` -> broker append time. The topics
+    are created before the client starts with `message.timestamp.type=LogAppendTime`, and
+    read back read_committed after the run; a record's timestamp is then the broker's
+    append time, which with one broker is when the acks=all answer leaves. Records
+    appended inside the window only.
+  * peak RSS: the largest RSS sampled.
+
+Kafka: one broker from the pinned Apache jars, started by the project's infra code (the same
+code as `bench_memory.py --start-kafka`), unless ``--kafka HOST:PORT`` names one. A variant
+that cannot run (no Java, no cryptofeed, ...) is listed as skipped with the reason.
+
+Examples:
+
+    .venv/bin/python benchmarks/bench_collector.py                       # ~15 min
+    .venv/bin/python benchmarks/bench_collector.py --runs 1 --seconds 8  # quick look
+    .venv/bin/python benchmarks/bench_collector.py --variants picows,kafka --no-latency
+    .venv/bin/python benchmarks/bench_collector.py --kafka 127.0.0.1:29092 --json out.json
 """
 
 from __future__ import annotations
@@ -23,235 +53,778 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import resource
+import json
+import os
+import re
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-import psutil
+MARKETS = [
+    "KRW-BTC",
+    "KRW-ETH",
+    "KRW-XRP",
+    "KRW-SOL",
+    "KRW-DOGE",
+    "KRW-ADA",
+    "KRW-USDT",
+    "KRW-TRX",
+    "KRW-LINK",
+    "KRW-AVAX",
+]
+TYPES = ["ticker", "trade", "orderbook"]
+CPU_VARIANTS = [
+    "websockets",
+    "picows",
+    "cryptofeed",
+    "cryptofeed-kafka",
+    "kafka",
+    "kafka-2types",
+    "archive",
+    "lake",
+]
+LATENCY_VARIANTS = ["kafka", "cryptofeed-kafka"]
+KAFKA_VARIANTS = {"kafka", "kafka-2types", "cryptofeed-kafka"}
+TARGET_CF_RATIO = 0.5
+TARGET_PICOWS_RATIO = 3.0
+TARGET_P99_MS = 50.0
+
+# --- client drivers (each runs as `python -c DRIVER ...`; prints "wall_time count" lines) ---
+_REPORT = """
+import sys, time
+_next = 0.0
+def report(n):
+    global _next
+    now = time.time()
+    if now >= _next:
+        sys.stdout.write(f"{now} {n}\\n")
+        sys.stdout.flush()
+        _next = now + 0.2
+"""
+
+WEBSOCKETS_DRIVER = (
+    _REPORT
+    + """
+import asyncio, orjson
 from websockets.asyncio.client import connect
 
-from upbitpipe.collector.markets import shard
-from upbitpipe.collector.service import CollectorPlan, CollectorService
-from upbitpipe.config import Settings, load_settings
-from upbitpipe.infra.base import free_port, port_open
-from upbitpipe.sinks.base import Sink, SinkEvent
-from upbitpipe.sinks.deadletter import DeadLetterBox
-from upbitpipe.upbit.codec import subscribe_request
-from upbitpipe.upbit.rest import UpbitRestClient
+async def main(url, request):
+    n = 0
+    async with connect(url, compression=None, max_size=2**22, ping_interval=None) as ws:
+        await ws.send(request)
+        async for raw in ws:
+            orjson.loads(raw)
+            n += 1
+            if not n & 127:
+                report(n)
 
-MARKETS = ["KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL"]
-TYPES = ["ticker", "trade", "orderbook"]
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+)
+
+PICOWS_DRIVER = (
+    _REPORT
+    + """
+import asyncio, ssl, orjson
+from picows import WSListener, WSMsgType, ws_connect
+
+class Listener(WSListener):
+    n = 0
+    def on_ws_connected(self, transport):
+        transport.send(WSMsgType.TEXT, sys.argv[2].encode())
+    def on_ws_frame(self, transport, frame):
+        if frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            orjson.loads(frame.get_payload_as_bytes())
+            self.n += 1
+            if not self.n & 127:
+                report(self.n)
+        elif frame.msg_type == WSMsgType.CLOSE:
+            transport.disconnect()
+
+async def main():
+    transport, _ = await ws_connect(
+        Listener, sys.argv[1], ssl_context=ssl.create_default_context(), max_frame_size=2**22
+    )
+    await transport.wait_disconnected()
+
+asyncio.run(main())
+"""
+)
+
+# the only change to cryptofeed: where the exchange is (as tests/integration/test_peer_clients)
+CRYPTOFEED_DRIVER = (
+    _REPORT
+    + """
+from cryptofeed import FeedHandler
+from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
+from cryptofeed.defines import L2_BOOK, TRADES
+from cryptofeed.exchanges import Upbit
+
+ws_url, rest_url, symbols, kafka, prefix = sys.argv[1:6]
+Upbit.websocket_endpoints = [WebsocketEndpoint(ws_url)]
+Upbit.rest_endpoints = [RestEndpoint(rest_url, routes=Routes("/v1/market/all"))]
+n = 0
+
+async def count(obj, receipt):
+    global n
+    n += 1
+    if not n & 127:
+        report(n)
+
+if kafka:
+    from cryptofeed.backends.kafka import BookKafka, TradeKafka
+    options = {"bootstrap_servers": kafka, "acks": "all"}
+    callbacks = {TRADES: TradeKafka(key=prefix + "trades", **options),
+                 L2_BOOK: BookKafka(key=prefix + "book", **options)}
+else:
+    callbacks = {TRADES: count, L2_BOOK: count}
+fh = FeedHandler(config={"log": {"disabled": True}, "uvloop": False})
+fh.add_feed(Upbit(symbols=symbols.split(","), channels=[TRADES, L2_BOOK], callbacks=callbacks))
+fh.run()
+"""
+)
 
 
-# --- the exchange, in its own process ----------------------------------------------------
+# --- results -------------------------------------------------------------------------------
+@dataclass
+class Sample:
+    msgs_per_s: float
+    cpu_us_per_msg: float
+    rss_mb: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+
+@dataclass
+class Row:
+    """One table row: a variant in one phase, its runs, or why it could not run."""
+
+    name: str
+    note: str = ""
+    samples: list[Sample] = field(default_factory=list)
+    skipped: str = ""  # reason the variant did not run at all
+    failures: list[str] = field(default_factory=list)
+
+    def median(self, key: str) -> float | None:
+        values = [getattr(s, key) for s in self.samples if getattr(s, key) is not None]
+        return statistics.median(values) if values else None
+
+
+class VariantFailed(Exception):
+    """A run of a variant could not be measured; the message goes into the table."""
+
+
+# --- the exchange --------------------------------------------------------------------------
+@dataclass
+class Twin:
+    ws_url: str
+    rest_url: str
+    cert: str
+    proc: subprocess.Popen[str]
+
+
+def cli_path() -> str:
+    return str(Path(sys.executable).with_name("upbitpipe"))
+
+
 @contextlib.contextmanager
-def replay_server(rate: float) -> Iterator[int]:
-    """`upbitpipe replay serve --synthetic` as a separate process (what users run)."""
-    port = free_port()
-    cli = Path(sys.executable).with_name("upbitpipe")
-    argv = [str(cli), "replay", "serve", "--synthetic", "--markets", ",".join(MARKETS)]
-    argv += ["--rate", str(rate), "--port", str(port), "--no-limits", "--seed", "3"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def twin(rate: float, tls_dir: Path, seed: int = 3) -> Iterator[Twin]:
+    """`upbitpipe replay serve --synthetic --tls` in its own process; its URLs from stdout."""
+    argv = [cli_path(), "replay", "serve", "--synthetic", "--tls", "--tls-dir", str(tls_dir)]
+    argv += ["--port", "0", "--rate", str(rate), "--no-limits", "--seed", str(seed)]
+    argv += ["--markets", ",".join(MARKETS)]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    found: dict[str, str] = {}
+    patterns = {
+        "ws": r"UPBITPIPE_UPBIT__WEBSOCKET_URL=(\S+)",
+        "rest": r"UPBITPIPE_UPBIT__REST_URL=(\S+)",
+        "cert": r"certificate: (\S+)",
+    }
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(found) < 3:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        for key, pattern in patterns.items():
+            if match := re.search(pattern, line):
+                found[key] = match.group(1)
+    if len(found) < 3:
+        proc.kill()
+        msg = f"replay serve did not start (exit {proc.poll()}; found {sorted(found)})"
+        raise SystemExit(msg)
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # never block its prints
     try:
-        deadline = time.monotonic() + 30
-        while not port_open("127.0.0.1", port):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                msg = "replay server did not start"
-                raise RuntimeError(msg)
-            time.sleep(0.1)
-        yield port
+        yield Twin(found["ws"], found["rest"], found["cert"], proc)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
-# --- sinks ---------------------------------------------------------------------------------
-class CountingSink:
-    """Counts events and records exchange-timestamp -> sink latency (ms)."""
+# --- Kafka: the broker and a probe ---------------------------------------------------------
+@contextlib.contextmanager
+def kafka_broker(bootstrap: str | None) -> Iterator[tuple[str | None, str]]:
+    """(bootstrap, reason-if-none): the given one, or one broker started with bench_memory's
+    `kafka_cluster` (the project's infra code: pinned Apache jars, KRaft)."""
+    if bootstrap:
+        yield bootstrap, ""
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_memory import kafka_cluster
 
-    name = "count"
-    flush_interval = 1.0
-
-    def __init__(self, target: int, done: asyncio.Event) -> None:
-        self.target = target
-        self.done = done
-        self.count = 0
-        self.latencies: list[float] = []
-        self.first = 0.0
-        self.last = 0.0
-
-    async def open(self) -> None:
-        return None
-
-    async def write(self, events: Sequence[SinkEvent]) -> None:
-        now_ms = time.time() * 1000
-        self.last = time.perf_counter()
-        if not self.first:
-            self.first = self.last
-        for event in events:
-            stamp = event.record.get("timestamp")
-            if isinstance(stamp, int):
-                self.latencies.append(now_ms - stamp)
-        self.count += len(events)
-        if self.count >= self.target:
-            self.done.set()
-
-    async def flush(self) -> None:
-        return None
-
-    def take_unflushed(self) -> list[SinkEvent]:
-        return []
-
-    async def close(self) -> None:
-        return None
-
-    def stats(self) -> dict[str, Any]:
-        return {"count": self.count}
+    with contextlib.ExitStack() as stack:
+        try:
+            print("starting one Kafka broker (project infra code) ...", flush=True)
+            started = stack.enter_context(kafka_cluster(1))
+        except Exception as exc:  # no Java, no jars, port trouble: skip the Kafka variants
+            yield None, f"Kafka did not start: {type(exc).__name__}: {str(exc)[:120]}"
+            return
+        yield started, ""
 
 
-# --- clients -------------------------------------------------------------------------------
-async def run_baseline(port: int, messages: int) -> tuple[int, list[float], float]:
-    latencies: list[float] = []
-    started = 0.0
-    async with connect(
-        f"ws://127.0.0.1:{port}/websocket/v1", compression=None, max_size=2**22
-    ) as ws:
-        await ws.send(subscribe_request(uuid.uuid4().hex, TYPES, MARKETS))
-        count = 0
-        while count < messages:
-            obj = orjson.loads(await ws.recv())
-            stamp = obj.get("tms") or obj.get("timestamp")
-            if stamp:
-                latencies.append(time.time() * 1000 - stamp)
-            if not count:
-                started = time.perf_counter()
-            count += 1
-        elapsed = time.perf_counter() - started
-    return count, latencies, elapsed
+class KafkaProbe:
+    """Topic creation, end offsets and read-back on a private event loop in a thread."""
 
+    def __init__(self, bootstrap: str) -> None:
+        from aiokafka import AIOKafkaConsumer
 
-async def run_collector_path(
-    port: int, messages: int, variant: str, kafka: str | None, tmp: Path
-) -> tuple[int, list[float], float]:
-    sinks_cfg = {"collector": [], "+lake": ["lake"], "+kafka": ["kafka"]}[variant]
-    flat: dict[str, Any] = {
-        "upbit.websocket_url": f"ws://127.0.0.1:{port}/websocket/v1",
-        "upbit.rest_url": f"http://127.0.0.1:{port}",
-        "collector.state_dir": str(tmp / "state"),
-        "lake.warehouse": str(tmp / "lake"),
-        "metrics.enabled": False,
-    }
-    if kafka:
-        flat["kafka.bootstrap_servers"] = kafka
-        flat["kafka.topic_prefix"] = f"bench{uuid.uuid4().hex[:6]}-"
-    settings: Settings = load_settings(overrides=flat, env={}).settings
-    settings.collector.state_dir.mkdir(parents=True, exist_ok=True)  # run_collector does this
-    done = asyncio.Event()
-    counter = CountingSink(messages, done)
-    dead = DeadLetterBox(tmp / "dead")
-    extra: list[Sink] = []
-    if "lake" in sinks_cfg:
-        from upbitpipe.sinks.lake import LakeSink
+        self.bootstrap = bootstrap.split(",")
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
 
-        extra.append(LakeSink(settings, dead))
-    if "kafka" in sinks_cfg:
-        from upbitpipe.infra.kafka import topic_specs
-        from upbitpipe.infra.kafka_admin import ensure_topics
-        from upbitpipe.sinks.kafka import KafkaSink
-
-        await ensure_topics(settings.kafka.bootstrap_servers, topic_specs(settings.kafka, 1))
-        extra.append(KafkaSink(settings.kafka, tmp / "spool", dead))
-    plan = CollectorPlan(MARKETS, TYPES, shard(MARKETS, 50))
-    async with UpbitRestClient(f"http://127.0.0.1:{port}") as rest:
-        service = CollectorService(settings, plan, [counter, *extra], rest, dead)
-        stop = asyncio.Event()
-        task = asyncio.create_task(service.run(stop))
-        waiter = asyncio.create_task(done.wait())
-        await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        stop.set()
-        await task  # raises what stopped the collector early
-    return counter.count, counter.latencies, counter.last - counter.first
-
-
-def measure(variant: str, port: int, messages: int, kafka: str | None) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        usage0 = resource.getrusage(resource.RUSAGE_SELF)
-        if variant == "baseline":
-            count, latencies, elapsed = asyncio.run(run_baseline(port, messages))
-        else:
-            count, latencies, elapsed = asyncio.run(
-                run_collector_path(port, messages, variant, kafka, Path(tmp))
+        async def start() -> Any:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap,
+                enable_auto_commit=False,
+                isolation_level="read_committed",
             )
-        usage1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
-    lat = sorted(latencies) or [0.0]
-    return {
-        "msgs": count,
-        "msgs_per_s": count / max(elapsed, 1e-9),  # first to last message, not connect/close
-        "cpu_us_per_msg": cpu / count * 1e6,
-        "p50_ms": lat[len(lat) // 2],
-        "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
-        "rss_mb": psutil.Process().memory_info().rss / 1e6,
-    }
+            await consumer.start()
+            return consumer
 
+        self.consumer = self.call(start())
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--messages", type=int, default=30_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=0,
-        help="exchange msgs/s (0 = as fast as the client reads: CPU cost; a fixed rate: latency)",
-    )
-    parser.add_argument(
-        "--kafka", default=None, help="bootstrap host:port to include the +kafka variant"
-    )
-    parser.add_argument("--variants", default=None, help="comma-separated subset")
-    args = parser.parse_args()
-    variants = ["baseline", "collector", "+lake"] + (["+kafka"] if args.kafka else [])
-    if args.variants:
-        variants = [v for v in variants if v in args.variants.split(",")]
+    def call(self, coro: Any, timeout: float = 60.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    results: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
-    with replay_server(args.rate) as port:
-        for run in range(args.runs):
-            for variant in variants:  # alternate so drift hits every variant alike
-                results[variant].append(measure(variant, port, args.messages, args.kafka))
-                cpu = results[variant][-1]["cpu_us_per_msg"]
-                print(f"run {run + 1} {variant:10s} {cpu:.1f} µs/msg", flush=True)
+    def create(self, names: Sequence[str], partitions: int) -> list[Any]:
+        """Topics stamped by the broker (LogAppendTime); returns their partitions."""
+        from aiokafka import TopicPartition
 
-    base = (
-        statistics.median(r["cpu_us_per_msg"] for r in results["baseline"])
-        if "baseline" in results
-        else None
-    )
-    print(
-        f"\n{args.messages} messages per run, median of {args.runs} runs; "
-        f"exchange: a `replay serve` process at rate {args.rate or 'max'}"
-    )
-    print(
-        f"{'variant':10s} {'msgs/s':>9s} {'CPU µs/msg':>11s} {'vs base':>8s} {'p50 ms':>7s} {'p99 ms':>7s} {'RSS MB':>7s}"
-    )
-    for variant, runs in results.items():
-        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        ratio = f"{med['cpu_us_per_msg'] / base:.2f}x" if base else "-"
-        print(
-            f"{variant:10s} {med['msgs_per_s']:9,.0f} {med['cpu_us_per_msg']:11.1f} {ratio:>8s} "
-            f"{med['p50_ms']:7.1f} {med['p99_ms']:7.1f} {med['rss_mb']:7.0f}"
+        from upbitpipe.infra.kafka_admin import TopicSpec, ensure_topics
+
+        configs = {"message.timestamp.type": "LogAppendTime", "min.insync.replicas": "1"}
+        specs = [TopicSpec(name, partitions, 1, configs) for name in names]
+        self.call(ensure_topics(self.bootstrap, specs))
+        return [TopicPartition(n, p) for n in names for p in range(partitions)]
+
+    def delivered(self, partitions: list[Any]) -> int:
+        return int(sum(self.call(self.consumer.end_offsets(partitions), 10).values()))
+
+    def latencies(self, partitions: list[Any], from_ms: float, to_ms: float) -> list[float]:
+        """Broker append time - event `timestamp` (ms) of the records appended in the window."""
+        return list(self.call(self._read(partitions, from_ms, to_ms), 300))
+
+    async def _read(self, partitions: list[Any], from_ms: float, to_ms: float) -> list[float]:
+        import orjson
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
         )
+        await consumer.start()
+        out: list[float] = []
+        try:
+            consumer.assign(partitions)
+            end = await consumer.end_offsets(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            left = {tp for tp in partitions if end[tp] > 0}
+            deadline = time.monotonic() + 240
+            while left and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+                for records in batches.values():
+                    for record in records:
+                        if record.timestamp_type != 1 or not from_ms <= record.timestamp <= to_ms:
+                            continue
+                        stamp = orjson.loads(record.value).get("timestamp")
+                        if isinstance(stamp, int | float):
+                            stamp = stamp * 1000 if stamp < 1e11 else stamp  # cryptofeed: s
+                            out.append(record.timestamp - stamp)
+                for tp in list(left):
+                    if await consumer.position(tp) >= end[tp]:
+                        left.discard(tp)
+        finally:
+            await consumer.stop()
+        return out
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call(self.consumer.stop(), 10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+# --- one measured client process -----------------------------------------------------------
+Counter = Callable[[], tuple[float, int] | None]  # (wall time the count held, count) or None
+
+
+class Client:
+    """A client process: CPU/RSS sampled by psutil, counts from a variant-specific source."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        import psutil
+
+        self.log = log
+        self.out = log.open("wb")
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=self.out)
+        self.ps = psutil.Process(self.proc.pid)
+        self.cpu: list[tuple[float, float]] = []
+        self.rss_peak = 0.0
+        self.lines: list[tuple[float, int]] = []  # driver reports
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            parts = raw.split()
+            if len(parts) == 2:
+                with contextlib.suppress(ValueError):
+                    self.lines.append((float(parts[0]), int(parts[1])))
+
+    def sample(self) -> None:
+        with contextlib.suppress(Exception):  # the process may be gone
+            times = self.ps.cpu_times()
+            self.cpu.append((time.time(), times.user + times.system))
+            self.rss_peak = max(self.rss_peak, self.ps.memory_info().rss / 1e6)
+
+    def cpu_at(self, when: float) -> float:
+        """Process CPU seconds at wall time ``when``, interpolated between samples."""
+        before = [s for s in self.cpu if s[0] <= when]
+        after = [s for s in self.cpu if s[0] >= when]
+        if not before:
+            return after[0][1]
+        if not after:
+            return before[-1][1]
+        (t0, c0), (t1, c1) = before[-1], after[0]
+        return c0 if t1 == t0 else c0 + (c1 - c0) * (when - t0) / (t1 - t0)
+
+    def tail(self, lines: int = 3) -> str:
+        self.out.flush()
+        text = self.log.read_text(errors="replace").strip().splitlines()
+        return " // ".join(line[:160] for line in text[-lines:]) or "(no output)"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.out.close()
+
+
+@dataclass
+class Window:
+    start: tuple[float, int]
+    end: tuple[float, int]
+
+
+def measure_window(
+    client: Client, count: Counter, warmup: float, seconds: float, start_timeout: float = 90.0
+) -> Window:
+    """Sample until ``seconds`` after the warm-up point; (time, count) at both ends."""
+    counts: list[tuple[float, int]] = []
+    started = time.monotonic()
+    first: float | None = None
+    while True:
+        client.sample()
+        got = count()
+        if got is not None and (not counts or got[0] > counts[-1][0]):
+            counts.append(got)
+            if first is None and got[1] > 0:
+                first = got[0]
+        if client.proc.poll() is not None:
+            msg = f"exited with {client.proc.returncode}: {client.tail()}"
+            raise VariantFailed(msg)
+        if first is None and time.monotonic() - started > start_timeout:
+            msg = f"nothing delivered in {start_timeout:.0f} s: {client.tail()}"
+            raise VariantFailed(msg)
+        if first is not None:
+            warm = [c for c in counts if c[0] >= first + warmup]
+            if warm and counts[-1][0] >= warm[0][0] + seconds:
+                if counts[-1][1] <= warm[0][1]:
+                    msg = f"delivered nothing after the warm-up: {client.tail()}"
+                    raise VariantFailed(msg)
+                return Window(warm[0], counts[-1])
+            if time.monotonic() - started > start_timeout + warmup + seconds * 3:
+                msg = f"counts stopped moving (last {counts[-1][1]}): {client.tail()}"
+                raise VariantFailed(msg)
+        time.sleep(0.2)
+
+
+# --- variants ------------------------------------------------------------------------------
+@dataclass
+class Context:
+    args: argparse.Namespace
+    kafka: str | None
+    kafka_reason: str
+    probe: KafkaProbe | None
+    tmp: Path
+
+
+def variant_note(name: str) -> str:
+    return {
+        "websockets": "floor: websockets + orjson, no work",
+        "picows": "floor: picows + orjson, no work",
+        "cryptofeed": "callback only; trade+orderbook (no ticker channel)",
+        "cryptofeed-kafka": "KafkaCallback, acks=all; trade+orderbook",
+        "kafka": "collect --sink kafka, acks=all",
+        "kafka-2types": "collect --sink kafka --types trade,orderbook",
+        "archive": "collect --sink archive",
+        "lake": "collect --sink lake (local disk)",
+    }[name]
+
+
+def unavailable(name: str, ctx: Context) -> str:
+    """Why ``name`` cannot run here ('' when it can)."""
+    import importlib.util
+
+    if name == "picows" and importlib.util.find_spec("picows") is None:
+        return "picows not installed (pip install -e '.[bench]')"
+    if name.startswith("cryptofeed") and importlib.util.find_spec("cryptofeed") is None:
+        return "cryptofeed not installed (pip install -e '.[bench]')"
+    if name in KAFKA_VARIANTS and ctx.kafka is None:
+        return ctx.kafka_reason or "no Kafka"
+    if not Path(cli_path()).exists():
+        return f"{cli_path()} not found (pip install -e .)"
+    return ""
+
+
+def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sample:
+    """Start the client, measure one window, stop it; latency from Kafka if asked."""
+    run_id = uuid.uuid4().hex[:8]
+    work = ctx.tmp / f"{name}-{run_id}"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UPBITPIPE_")}
+    env.update(SSL_CERT_FILE=exchange.cert, REQUESTS_CA_BUNDLE=exchange.cert)
+    env["PYTHONUNBUFFERED"] = "1"
+    types = ["trade", "orderbook"] if name in {"kafka-2types"} else TYPES
+    symbols = ",".join(m.split("-")[1] + "-KRW" for m in MARKETS)
+    partitions: list[Any] = []
+    if name in KAFKA_VARIANTS:
+        assert ctx.probe is not None
+        if name.startswith("cryptofeed"):
+            topics = [
+                f"cf{run_id}{key}-UPBIT-{s}"
+                for key in ("trades", "book")
+                for s in symbols.split(",")
+            ]
+            partitions = ctx.probe.create(topics, 1)
+        else:
+            prefix = f"bench{run_id}-"
+            partitions = ctx.probe.create([prefix + t for t in types], 3)
+            env["UPBITPIPE_KAFKA__TOPIC_PREFIX"] = prefix
+
+    if name == "websockets" or name == "picows":
+        from upbitpipe.upbit.codec import subscribe_request
+
+        request = subscribe_request(uuid.uuid4().hex, TYPES, MARKETS)
+        driver = WEBSOCKETS_DRIVER if name == "websockets" else PICOWS_DRIVER
+        argv = [sys.executable, "-c", driver, exchange.ws_url, request]
+    elif name.startswith("cryptofeed"):
+        kafka = ctx.kafka if name == "cryptofeed-kafka" else ""
+        argv = [sys.executable, "-c", CRYPTOFEED_DRIVER, exchange.ws_url, exchange.rest_url]
+        argv += [symbols, kafka or "", f"cf{run_id}"]
+    else:
+        sink = "kafka" if name.startswith("kafka") else name
+        argv = [cli_path(), "collect", "--markets", ",".join(MARKETS), "--sink", sink]
+        argv += ["--types", ",".join(types)]
+        env.update(
+            UPBITPIPE_UPBIT__WEBSOCKET_URL=exchange.ws_url,
+            UPBITPIPE_UPBIT__REST_URL=exchange.rest_url,
+            UPBITPIPE_COLLECTOR__STATE_DIR=str(work / "state"),
+            UPBITPIPE_COLLECTOR__ARCHIVE_DIR=str(work / "archive"),
+            UPBITPIPE_LAKE__WAREHOUSE=str(work / "lake"),
+            UPBITPIPE_METRICS__ENABLED="false",
+        )
+        if ctx.kafka:
+            env.update(
+                UPBITPIPE_KAFKA__BOOTSTRAP_SERVERS=ctx.kafka,
+                UPBITPIPE_KAFKA__REPLICATION_FACTOR="1",
+                UPBITPIPE_KAFKA__MIN_INSYNC_REPLICAS="1",
+            )
+
+    client = Client(argv, env, work / "client.log")
+    count = make_counter(name, client, ctx, partitions, work / "state" / "status.json")
+    try:
+        window = measure_window(client, count, ctx.args.warmup, ctx.args.seconds)
+    finally:
+        client.stop()
+    (t0, c0), (t1, c1) = window.start, window.end
+    cpu = client.cpu_at(t1) - client.cpu_at(t0)
+    sample = Sample(
+        msgs_per_s=(c1 - c0) / (t1 - t0),
+        cpu_us_per_msg=cpu / (c1 - c0) * 1e6,
+        rss_mb=client.rss_peak,
+    )
+    if latency and ctx.probe is not None:
+        lat = sorted(ctx.probe.latencies(partitions, t0 * 1000, t1 * 1000))
+        if not lat:
+            msg = "no broker-stamped record in the window"
+            raise VariantFailed(msg)
+        sample.p50_ms = lat[len(lat) // 2]
+        sample.p99_ms = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    if not ctx.args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return sample
+
+
+def make_counter(
+    name: str, client: Client, ctx: Context, partitions: list[Any], status: Path
+) -> Counter:
+    if name in KAFKA_VARIANTS:
+        probe = ctx.probe
+        assert probe is not None
+        last = [0.0]
+
+        def from_broker() -> tuple[float, int] | None:
+            now = time.time()
+            if now - last[0] < 0.5:
+                return None
+            last[0] = now
+            return now, probe.delivered(partitions)
+
+        return from_broker
+    if name in {"archive", "lake"}:
+        seen = [0.0]
+
+        def from_status() -> tuple[float, int] | None:
+            try:
+                data = json.loads(status.read_text())
+            except (OSError, ValueError):
+                return None
+            if data["updated_at"] <= seen[0]:
+                return None
+            seen[0] = data["updated_at"]
+            return data["updated_at"], int(data["sinks"].get(name, {}).get("written", 0))
+
+        return from_status
+    return lambda: client.lines[-1] if client.lines else None
+
+
+# --- the run ------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    cpu_rows = {v: Row(v, variant_note(v)) for v in args.variants}
+    lat_rows = {
+        v: Row(f"{v} @{args.latency_rate:,.0f}/s", variant_note(v))
+        for v in LATENCY_VARIANTS
+        if v in args.variants and args.latency_rate > 0
+    }
+    meta: dict[str, Any] = {"load_start": os.getloadavg()[0], "started": time.time()}
+    needs_kafka = any(v in KAFKA_VARIANTS for v in args.variants)
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-collector-")))
+        kafka, reason = (None, "not asked for")
+        if needs_kafka:
+            kafka, reason = stack.enter_context(kafka_broker(args.kafka))
+        probe = KafkaProbe(kafka) if kafka else None
+        if probe is not None:
+            stack.callback(probe.close)
+        ctx = Context(args, kafka, reason, probe, tmp)
+        for row_map in (cpu_rows, lat_rows):
+            for key, row in row_map.items():
+                row.skipped = unavailable(key, ctx)
+        fast = stack.enter_context(twin(0, tmp / "tls-max"))
+        slow = stack.enter_context(twin(args.latency_rate, tmp / "tls-rate")) if lat_rows else None
+        for round_no in range(1, args.runs + 1):
+            plan = [(v, cpu_rows[v], fast, False) for v in args.variants]
+            if slow is not None:
+                plan += [(v, row, slow, True) for v, row in lat_rows.items()]
+            for key, row, exchange, latency in plan:
+                if row.skipped:
+                    continue
+                try:
+                    sample = run_variant(key, exchange, ctx, latency)
+                except VariantFailed as exc:
+                    row.failures.append(str(exc))
+                    print(f"round {round_no} {row.name:24s} FAILED: {exc}", flush=True)
+                    continue
+                row.samples.append(sample)
+                lat = f" p50 {sample.p50_ms:.1f} ms p99 {sample.p99_ms:.1f} ms" if latency else ""
+                print(
+                    f"round {round_no} {row.name:24s} {sample.msgs_per_s:9,.0f} msgs/s "
+                    f"{sample.cpu_us_per_msg:7.1f} CPU-µs/msg{lat}",
+                    flush=True,
+                )
+    meta["load_end"] = os.getloadavg()[0]
+    meta["minutes"] = (time.time() - meta.pop("started")) / 60
+    return [*cpu_rows.values(), *lat_rows.values()], meta
+
+
+# --- the table ---------------------------------------------------------------------------
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "—" if value is None else f"{value:{spec}}{suffix}"
+
+
+def table(rows: Sequence[Row]) -> list[str]:
+    """Markdown table: medians, ratios against the picows floor and cryptofeed callback-only."""
+    by_name = {r.name: r for r in rows}
+    picows = by_name["picows"].median("cpu_us_per_msg") if "picows" in by_name else None
+    cfeed = by_name["cryptofeed"].median("cpu_us_per_msg") if "cryptofeed" in by_name else None
+    head = "| variant | msgs/s | CPU-µs/msg | vs picows | vs cryptofeed | p50 ms | p99 ms | peak RSS MB | runs | note |"
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if row.skipped or not row.samples:
+            why = (
+                f"skipped: {row.skipped}"
+                if row.skipped
+                else "failed: " + (row.failures or ["?"])[-1]
+            )
+            why = why.replace("|", "/")[:240]
+            lines.append(f"| {row.name} | — | — | — | — | — | — | — | 0 | {why} |")
+            continue
+        cpu = row.median("cpu_us_per_msg")
+        vs_p = f"{cpu / picows:.2f}x" if cpu and picows else "—"
+        vs_c = f"{cpu / cfeed:.2f}x" if cpu and cfeed else "—"
+        runs = f"{len(row.samples)}" + (f" ({len(row.failures)} failed)" if row.failures else "")
+        lines.append(
+            f"| {row.name} | {_fmt(row.median('msgs_per_s'), ',.0f')} | {_fmt(cpu, '.1f')} "
+            f"| {vs_p} | {vs_c} | {_fmt(row.median('p50_ms'), '.1f')} "
+            f"| {_fmt(row.median('p99_ms'), '.1f')} | {_fmt(row.median('rss_mb'), '.0f')} "
+            f"| {runs} | {row.note} |"
+        )
+    return lines
+
+
+def verdict(rows: Sequence[Row], latency_rate: float) -> str:
+    """The issue's targets, each MET / NOT MET / not measured."""
+    by_name = {r.name: r for r in rows}
+
+    def cpu(name: str) -> float | None:
+        return by_name[name].median("cpu_us_per_msg") if name in by_name else None
+
+    parts = []
+    like, cf = cpu("kafka-2types"), cpu("cryptofeed")
+    if like and cf:
+        ok = like <= TARGET_CF_RATIO * cf
+        parts.append(
+            f"kafka (trade+orderbook) {like / cf:.2f}x cryptofeed callback CPU "
+            f"(target <= {TARGET_CF_RATIO}): {'MET' if ok else 'NOT MET'}"
+        )
+    else:
+        parts.append("kafka vs cryptofeed: not measured")
+    kafka, floor = cpu("kafka"), cpu("picows")
+    if kafka and floor:
+        ok = kafka <= TARGET_PICOWS_RATIO * floor
+        parts.append(
+            f"kafka {kafka / floor:.2f}x picows floor (target <= {TARGET_PICOWS_RATIO:g}x): "
+            f"{'MET' if ok else 'NOT MET'}"
+        )
+    else:
+        parts.append("kafka vs picows: not measured")
+    lat = by_name.get(f"kafka @{latency_rate:,.0f}/s")
+    p99 = lat.median("p99_ms") if lat else None
+    if p99 is not None:
+        ok = p99 < TARGET_P99_MS
+        parts.append(
+            f"p99 {p99:.1f} ms at {latency_rate:,.0f} msgs/s (target < {TARGET_P99_MS:g}): "
+            f"{'MET' if ok else 'NOT MET'}"
+        )
+    else:
+        parts.append("p99 latency: not measured")
+    return "verdict: " + "; ".join(parts)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench_collector.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--runs", type=int, default=3, help="rounds (medians of these)")
+    parser.add_argument("--seconds", type=float, default=15, help="measured window per run")
+    parser.add_argument("--warmup", type=float, default=3, help="s after the first message")
+    parser.add_argument(
+        "--variants",
+        default=",".join(CPU_VARIANTS),
+        help=f"comma-separated subset of {','.join(CPU_VARIANTS)}",
+    )
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=5000,
+        help="msgs/s of the latency phase's twin (0 = no latency phase)",
+    )
+    parser.add_argument("--no-latency", action="store_true", help="same as --latency-rate 0")
+    parser.add_argument(
+        "--kafka", default=None, help="use this bootstrap host:port instead of starting a broker"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep each run's files and logs")
+    args = parser.parse_args(argv)
+    chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(chosen) - set(CPU_VARIANTS))
+    if unknown:
+        parser.error(
+            f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(CPU_VARIANTS)}"
+        )
+    args.variants = [v for v in CPU_VARIANTS if v in chosen]
+    if args.no_latency:
+        args.latency_rate = 0
+    if args.runs < 1 or args.seconds <= 0 or args.warmup < 0:
+        parser.error("--runs >= 1, --seconds > 0 and --warmup >= 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    rows, meta = run(args)
+    print(
+        f"\n{len(MARKETS)} markets, {'+'.join(TYPES)}, SIMPLE, wss; medians of {args.runs} "
+        f"runs, {args.seconds:g} s windows; load average {meta['load_start']:.1f} -> "
+        f"{meta['load_end']:.1f}; {meta['minutes']:.1f} min on {os.cpu_count()} CPUs"
+    )
+    for line in table(rows):
+        print(line)
+    print(verdict(rows, args.latency_rate))
+    if args.json:
+        payload = {
+            "meta": meta,
+            "rows": [
+                {
+                    "name": r.name,
+                    "skipped": r.skipped,
+                    "failures": r.failures,
+                    "samples": [s.__dict__ for s in r.samples],
+                }
+                for r in rows
+            ],
+        }
+        args.json.write_text(json.dumps(payload, indent=2))
 
 
 if __name__ == "__main__":
