@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from upbitpipe.cli.context import cli_context, fail
+from upbitpipe.collector.eventloop import run_on_loop
 from upbitpipe.collector.runtime import run_collector
 
 
@@ -65,7 +65,9 @@ def collect(
     }
     settings = cli_context(ctx).settings(overrides)
     try:
-        result = asyncio.run(run_collector(settings, duration=duration))
+        result = run_on_loop(
+            run_collector(settings, duration=duration), settings.collector.event_loop
+        )
     except KeyboardInterrupt:  # second Ctrl-C during shutdown
         fail(
             "interrupted during shutdown; spooled data is kept and re-sent on next start", code=130

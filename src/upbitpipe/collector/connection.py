@@ -2,9 +2,10 @@
 
 Loop: wait for a connect slot (rate limit) -> connect -> subscribe -> read frames until the
 socket closes, goes silent past the watchdog, or we are told to stop -> back off (exponential,
-full jitter, capped) -> again. Backoff resets once a subscription has produced data. Every
-frame goes to ``on_frame`` untouched; after a reconnect ``on_reconnect`` is awaited so the
-service can backfill what was missed while the socket was down.
+full jitter, capped) -> again. Backoff resets once a subscription has produced data. Frames
+go to ``on_frames`` untouched, in batches of what arrived together (``transport``: picows or
+websockets); after a reconnect ``on_reconnect`` is awaited so the service can backfill what
+was missed while the socket was down.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
-
 from upbitpipe.backoff import Backoff
 from upbitpipe.collector.ratelimit import RateLimiter
+from upbitpipe.collector.transport import Frame, WireClosed, WireError, WireSession, open_session
 from upbitpipe.config import UpbitSettings
 from upbitpipe.upbit.codec import subscribe_request
 
@@ -29,8 +28,8 @@ log = logging.getLogger(__name__)
 
 YIELD_EVERY_FRAMES = 64
 
-# returns True when the frame was market data: only those feed the silence watchdog
-FrameHandler = Callable[[bytes, int], Awaitable[bool]]
+# returns True when a frame was market data: only those feed the silence watchdog
+FramesHandler = Callable[[Sequence[Frame]], Awaitable[bool]]
 ReconnectHandler = Callable[["ConnectionState", float], Awaitable[None]]
 
 
@@ -57,7 +56,7 @@ class UpbitConnection:
         types: Sequence[str],
         settings: UpbitSettings,
         connect_limiter: RateLimiter,
-        on_frame: FrameHandler,
+        on_frames: FramesHandler,
         on_reconnect: ReconnectHandler,
         *,
         backoff: Backoff,
@@ -67,11 +66,11 @@ class UpbitConnection:
         self.types = list(types)
         self.settings = settings
         self.connect_limiter = connect_limiter
-        self.on_frame = on_frame
+        self.on_frames = on_frames
         self.on_reconnect = on_reconnect
         self.backoff = backoff
         self.resume = resume
-        self._ws: ClientConnection | None = None
+        self._session: WireSession | None = None
         self._last_frame_mono = 0.0
         self._watchdog_fired = False
 
@@ -81,8 +80,13 @@ class UpbitConnection:
         while not stop.is_set():
             await self.connect_limiter.acquire()
             try:
-                await self._session(stop, reconnected=not first)
-            except (TimeoutError, OSError, websockets.WebSocketException) as exc:
+                await self._session_run(stop, reconnected=not first)
+            except WireError as exc:
+                self.state.last_error = str(exc)
+                log.warning(
+                    "shard %d: connection lost: %s", self.state.shard, self.state.last_error
+                )
+            except (TimeoutError, OSError) as exc:
                 self.state.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "shard %d: connection lost: %s", self.state.shard, self.state.last_error
@@ -92,7 +96,7 @@ class UpbitConnection:
                     self.state.disconnects += 1
                     self.state.down_since = time.time()
                 self.state.connected = False
-                self._ws = None
+                self._session = None
             first = False
             if stop.is_set():
                 break
@@ -102,22 +106,17 @@ class UpbitConnection:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
     async def close(self) -> None:
-        if self._ws is not None:
+        if self._session is not None:
             with contextlib.suppress(Exception):
-                await self._ws.close()
+                await self._session.close()
 
-    async def _session(self, stop: asyncio.Event, *, reconnected: bool) -> None:
-        url = str(self.settings.websocket_url)
-        async with connect(
-            url,
+    async def _session_run(self, stop: asyncio.Event, *, reconnected: bool) -> None:
+        async with open_session(
+            self.settings.transport,
+            str(self.settings.websocket_url),
             open_timeout=self.settings.request_timeout_seconds,
-            ping_interval=None,  # Upbit keepalive is the text PING below
-            max_size=2**22,
-            max_queue=1024,  # frames websockets buffers before TCP flow control (memory)
-            compression=None,
-            close_timeout=2,  # do not wait long behind a backlogged server at shutdown
-        ) as ws:
-            self._ws = ws
+        ) as session:
+            self._session = session
             request = subscribe_request(
                 f"upbitpipe-{uuid.uuid4().hex[:12]}",
                 self.types,
@@ -125,14 +124,14 @@ class UpbitConnection:
                 fmt=self.settings.format,
                 orderbook_depth=self.settings.orderbook_depth,
             )
-            await ws.send(request)
+            await session.send_text(request)
             self.state.connected = True
             self.state.connects += 1
             outage = time.time() - self.state.down_since
             log.info("shard %d: subscribed %d markets", self.state.shard, len(self.state.markets))
-            await self._read(ws, stop, outage if reconnected else None)
+            await self._read(session, stop, outage if reconnected else None)
 
-    async def _read(self, ws: ClientConnection, stop: asyncio.Event, outage: float | None) -> None:
+    async def _read(self, session: WireSession, stop: asyncio.Event, outage: float | None) -> None:
         """Read until the socket closes (``close()`` on stop, or the watchdog).
 
         After a reconnect (``outage`` given), ``on_reconnect`` runs once the first frame
@@ -141,13 +140,14 @@ class UpbitConnection:
         """
         self._last_frame_mono = time.monotonic()
         self._watchdog_fired = False
-        keepalive = asyncio.create_task(self._keepalive(ws), name=f"ping-{self.state.shard}")
+        keepalive = asyncio.create_task(self._keepalive(session), name=f"ping-{self.state.shard}")
         got_data = False
+        unyielded = 0
         try:
             while not stop.is_set():
                 try:
-                    frame = await ws.recv()
-                except websockets.ConnectionClosed:
+                    frames = await session.receive()
+                except WireClosed:
                     if stop.is_set():
                         return
                     if self._watchdog_fired:
@@ -157,17 +157,17 @@ class UpbitConnection:
                         )
                         raise TimeoutError(msg) from None
                     raise
-                raw = frame.encode() if isinstance(frame, str) else frame
-                received_ms = int(time.time() * 1000)
-                self.state.frames += 1
-                self.state.last_frame_at = received_ms / 1000
-                if await self.on_frame(raw, received_ms):
+                self.state.frames += len(frames)
+                self.state.last_frame_at = frames[-1][1] / 1000
+                if await self.on_frames(frames):
                     # market data only: the {"status":"UP"} answer to our own PING, error
                     # frames and garbage do not prove the subscription is alive
                     self._last_frame_mono = time.monotonic()
-                if not self.state.frames % YIELD_EVERY_FRAMES:
-                    # ``recv`` returns buffered frames without suspending: yield so the sink
+                unyielded += len(frames)
+                if unyielded >= YIELD_EVERY_FRAMES:
+                    # frames already buffered come back without suspending: yield so the sink
                     # writers run and their backpressure can reach this reader
+                    unyielded = 0
                     await asyncio.sleep(0)
                 if not got_data:
                     got_data = True
@@ -179,7 +179,7 @@ class UpbitConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await keepalive
 
-    async def _keepalive(self, ws: ClientConnection) -> None:
+    async def _keepalive(self, session: WireSession) -> None:
         """Text PING every ``ping_interval`` (Upbit closes sockets idle for 120 s; it answers
         {"status":"UP"}), and the silence watchdog: a socket with no market data for
         ``silence_timeout`` is aborted so the run loop reconnects - a zombie that answers
@@ -190,7 +190,7 @@ class UpbitConnection:
         silence = self.settings.silence_timeout_seconds
         tick = min(1.0, ping_every, silence / 4)
         last_ping = time.monotonic()
-        with contextlib.suppress(websockets.WebSocketException):
+        with contextlib.suppress(WireError):
             while True:
                 await asyncio.sleep(tick)
                 now = time.monotonic()
@@ -201,8 +201,8 @@ class UpbitConnection:
                         self.state.shard,
                         silence,
                     )
-                    ws.transport.abort()
+                    session.abort()
                     return
                 if now - last_ping >= ping_every:
-                    await ws.send("PING")
+                    await session.send_text("PING")
                     last_ping = now

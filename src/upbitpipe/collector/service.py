@@ -152,7 +152,7 @@ class CollectorService:
                 plan.types,
                 settings.upbit,
                 connect_limiter,
-                functools.partial(self._on_shard_frame, index),
+                functools.partial(self._on_shard_frames, index),
                 self.on_reconnect,
                 backoff=Backoff(
                     cfg.reconnect_initial_delay_seconds,
