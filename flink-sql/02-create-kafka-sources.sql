@@ -3,6 +3,8 @@
 -- Values are the data-contract JSON (DEFAULT field names, `market`, `_ingested_at`,
 -- `_source`, `_collector`); bad JSON is skipped, not fatal. Event time comes from the
 -- exchange's timestamps with a {{ watermark_delay_seconds }} s watermark for out-of-order events.
+-- The collector writes in Kafka transactions: the sources read only what it committed
+-- (read_committed), so an aborted first copy of a batch is never seen.
 -- `proc_time` (arrival) only orders the candle job's deduplication: keep the first copy.
 
 CREATE TEMPORARY TABLE `kafka_trade` (
@@ -13,6 +15,7 @@ CREATE TEMPORARY TABLE `kafka_trade` (
 ) WITH (
   'connector' = 'kafka',
   'topic' = '{{ topic_trade }}',
+  'properties.isolation.level' = 'read_committed',
 {{ kafka_options }}
 );
 
@@ -23,6 +26,7 @@ CREATE TEMPORARY TABLE `kafka_ticker` (
 ) WITH (
   'connector' = 'kafka',
   'topic' = '{{ topic_ticker }}',
+  'properties.isolation.level' = 'read_committed',
 {{ kafka_options }}
 );
 
@@ -33,5 +37,6 @@ CREATE TEMPORARY TABLE `kafka_orderbook` (
 ) WITH (
   'connector' = 'kafka',
   'topic' = '{{ topic_orderbook }}',
+  'properties.isolation.level' = 'read_committed',
 {{ kafka_options }}
 );

@@ -216,6 +216,12 @@ class KafkaSettings(Section):
     max_batch_bytes: int = Field(default=1_048_576, ge=1024)
     request_timeout_ms: int = Field(default=30_000, ge=1000)
     spool_max_bytes: int = Field(default=1_073_741_824, ge=1_048_576)
+    # the producer's transactional.id; empty: one generated per collector state dir and kept
+    # there, so a restart fences its dead predecessor and two collectors never fence each other
+    transactional_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    # read_committed consumers stall behind an open transaction of a dead producer until it
+    # times out (or the collector restarts and fences it): keep it short
+    transaction_timeout_ms: int = Field(default=60_000, ge=1000, le=900_000)
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None

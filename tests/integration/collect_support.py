@@ -86,6 +86,7 @@ async def kafka_trade_ids(
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        isolation_level="read_committed",  # what every consumer of the pipeline sees
     )
     await consumer.start()
     out: Counter[tuple[str, int]] = Counter()

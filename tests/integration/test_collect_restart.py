@@ -128,9 +128,6 @@ def test_kafka_holds_each_trade_once_across_crashes(
     assert not expected - set(kafka), "trades missing from Kafka"
     assert set(kafka) == set(stored), "Kafka and the lake disagree"
     twice = sorted(key for key, n in kafka.items() if n > 1)
-    if twice:
-        # Known gap (issue #12, open): the restart's Kafka read-back does not always see what
-        # the killed producer had in flight, so a SIGKILL can leave a few trades in Kafka twice
-        # (seen: 41 of ~126,000 in one run; 0 in others). Consumers dedupe on the key, but the
-        # promise is "once": report it as an expected failure, never as a pass.
-        pytest.xfail(f"{len(twice)} trades reached Kafka more than once, e.g. {twice[:3]}")
+    # read_committed, as every consumer of the pipeline reads: the collector's transactions
+    # and the restart's fenced read-back leave each trade in Kafka once
+    assert not twice, f"{len(twice)} trades reached Kafka more than once, e.g. {twice[:3]}"

@@ -172,6 +172,7 @@ async def _kafka_counts(settings: Settings, idle_seconds: float = 4.0) -> Counte
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
+        isolation_level="read_committed",  # what every consumer of the pipeline sees
     )
     await consumer.start()
     seen: set[bytes] = set()

@@ -161,6 +161,10 @@ class _Renderer:
         return out
 
     def kafka_settings(self, t: TopicSchema) -> list[tuple[str, str]]:
+        """The Kafka engine's settings. Isolation needs none: the engine's client, librdkafka,
+        consumes with ``isolation.level=read_committed`` by default (the collector writes in
+        transactions; aborted copies are never read), and the engine has no table setting
+        for it: only a server-wide ``<kafka>`` block could change it, and must not."""
         ch, kafka = self.settings.clickhouse, self.settings.kafka
         brokers = ch.kafka_bootstrap_servers or kafka.bootstrap_servers
         pairs = [

@@ -8,6 +8,11 @@ have been sent (the receive time of the resume point, less a margin) to its curr
 plus the sink's own on-disk spool (records acknowledged to the collector, not yet sent),
 and skips those ``(market, sequential_id)`` for the Kafka sink only. Kafka then holds each
 trade once across restarts; the lake's primary keys make the same re-fetch harmless there.
+
+The read-back is exact because the sink is transactional: first a producer with the sink's
+transactional.id starts (fencing the killed one: its open transaction is aborted, a commit
+it had asked for is completed), then the topic is read read_committed up to the last stable
+offset, so what the read-back sees is what consumers will ever see of the old run.
 """
 
 from __future__ import annotations
@@ -15,29 +20,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from upbitpipe.config import KafkaSettings
-from upbitpipe.sinks.kafka import security_options
+from upbitpipe.sinks.kafka import consumer_options, fence
+from upbitpipe.sinks.kafka_txn import transactional_id
 
 log = logging.getLogger(__name__)
 
 READ_MARGIN_MS = 60_000
 TradeKey = tuple[str, int]
-
-
-def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "bootstrap_servers": settings.bootstrap_servers,
-        "enable_auto_commit": False,
-        "group_id": None,
-        "auto_offset_reset": "latest",
-        "request_timeout_ms": settings.request_timeout_ms,
-        **security_options(settings),
-    }
-    return options
 
 
 def _key(value: bytes) -> TradeKey | None:
@@ -49,16 +42,22 @@ def _key(value: bytes) -> TradeKey | None:
 
 
 async def trades_in_kafka(
-    settings: KafkaSettings, since_wall_ms: int, *, limit_seconds: float = 30.0
+    settings: KafkaSettings, since_wall_ms: int, spool_dir: Path, *, limit_seconds: float = 30.0
 ) -> set[TradeKey] | None:
     """Trade keys in the trade topic written since ``since_wall_ms`` (our clock, less a
-    margin); None when Kafka cannot be read (the restart then re-sends at least once)."""
+    margin) by the sink whose spool is ``spool_dir``; None when Kafka cannot be read (the
+    restart then re-sends at least once)."""
     from aiokafka import AIOKafkaConsumer
 
     topic = settings.topic("trade")
+    txn_id = await asyncio.to_thread(transactional_id, settings, spool_dir)
+    if not await fence(settings, txn_id, limit_seconds=limit_seconds):
+        return None
     # subscribed without a group: the consumer loads the topic's metadata and takes every
     # partition (``partitions_for_topic`` alone never asks the brokers)
-    consumer = AIOKafkaConsumer(topic, **consumer_options(settings))
+    consumer = AIOKafkaConsumer(
+        topic, **consumer_options(settings), isolation_level="read_committed"
+    )
     seen: set[TradeKey] = set()
     try:
         async with asyncio.timeout(limit_seconds):

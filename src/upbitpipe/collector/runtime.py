@@ -191,12 +191,9 @@ async def kafka_read_back(settings: Settings, state: CollectorState) -> set[tupl
     since = min([*received, *(int(g.created_at * 1000) for g in open_gaps)])
     from upbitpipe.collector.kafka_seen import trades_in_kafka, trades_in_spool
 
-    seen = await trades_in_kafka(settings.kafka, since)
-    spooled = await asyncio.to_thread(
-        trades_in_spool,
-        settings.collector.state_dir / "kafka-spool",
-        settings.kafka.topic("trade"),
-    )
+    spool_dir = settings.collector.state_dir / "kafka-spool"
+    seen = await trades_in_kafka(settings.kafka, since, spool_dir)
+    spooled = await asyncio.to_thread(trades_in_spool, spool_dir, settings.kafka.topic("trade"))
     if seen is None:
         return spooled or None
     log.info("kafka already holds %d trades of the resume window", len(seen))

@@ -1,18 +1,28 @@
-"""Kafka sink: acks=all, idempotent, compressed, batched; spools to disk while Kafka is away.
+"""Kafka sink: transactional, acks=all, idempotent, compressed, batched; spools to disk
+while Kafka is away.
 
-Delivery path: ``write`` sends the batch and waits for the acknowledgements, so when it
-returns every event is either acknowledged by ``min.insync.replicas`` brokers or appended
-(fsynced) to the on-disk spool. While the spool holds anything, new events are appended
-behind it, and a drainer task re-sends it in order once the brokers answer again. Records
-Kafka rejects for good (e.g. too large) are dead-lettered, not retried forever.
+Delivery path: ``write`` sends the batch inside one Kafka transaction and commits it, so when
+it returns every event is either committed (acknowledged by ``min.insync.replicas`` brokers and
+visible to read_committed consumers) or appended (fsynced) to the on-disk spool. While the spool
+holds anything, new events are appended behind it, and a drainer task re-sends it in order,
+one transaction per drain batch, once the brokers answer again. Records Kafka rejects for good
+(e.g. too large) are dead-lettered, not retried forever.
+
+Each record reaches read_committed consumers once: a batch not acknowledged in time is aborted
+(or its producer dropped; the next producer's start fences the old one and its open
+transaction is aborted) before it is spooled, so the late acknowledgement of a first copy never
+makes a second one visible; a commit whose outcome is unknown is settled by reading Kafka back
+(``kafka_txn``) before its batch is acknowledged or sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +36,7 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     SaslAuthenticationFailed,
     TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
     UnsupportedCodecError,
     UnsupportedSaslMechanismError,
 )
@@ -35,6 +46,15 @@ from upbitpipe.config import KafkaSettings, reveal
 from upbitpipe.errors import AuthError
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
+from upbitpipe.sinks.kafka_txn import (
+    MARKER_FILE,
+    InDoubt,
+    batch_committed,
+    clear_marker,
+    load_marker,
+    save_marker,
+    transactional_id,
+)
 from upbitpipe.sinks.spool import DiskSpool, SpoolFullError, SpoolRecord
 
 log = logging.getLogger(__name__)
@@ -45,14 +65,17 @@ _AUTH_ERRORS = (
     AuthenticationMethodNotSupported,
     ClusterAuthorizationFailedError,
     SaslAuthenticationFailed,
+    TransactionalIdAuthorizationFailed,
     UnsupportedSaslMechanismError,
 )
 ProducerFactory = Callable[[], AIOKafkaProducer]
+Settle = Callable[[InDoubt], Awaitable[bool | None]]
 
 
-def producer_options(settings: KafkaSettings) -> dict[str, Any]:
-    """aiokafka producer keyword arguments from the config (secrets revealed here only)."""
-    return {
+def producer_options(settings: KafkaSettings, txn_id: str | None = None) -> dict[str, Any]:
+    """aiokafka producer keyword arguments from the config (secrets revealed here only);
+    with ``txn_id``, a transactional producer (idempotent by definition)."""
+    options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
         "acks": "all",
         "enable_idempotence": True,
@@ -62,6 +85,10 @@ def producer_options(settings: KafkaSettings) -> dict[str, Any]:
         "request_timeout_ms": settings.request_timeout_ms,
         **security_options(settings),
     }
+    if txn_id is not None:
+        options["transactional_id"] = txn_id
+        options["transaction_timeout_ms"] = settings.transaction_timeout_ms
+    return options
 
 
 def security_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -74,8 +101,48 @@ def security_options(settings: KafkaSettings) -> dict[str, Any]:
     return options
 
 
+def consumer_options(settings: KafkaSettings) -> dict[str, Any]:
+    """A group-less consumer that reads what Kafka holds (read_committed is added by the
+    callers: aiokafka takes it as its own keyword)."""
+    return {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "enable_auto_commit": False,
+        "group_id": None,
+        "auto_offset_reset": "latest",
+        "request_timeout_ms": settings.request_timeout_ms,
+        **security_options(settings),
+    }
+
+
+async def fence(settings: KafkaSettings, txn_id: str, *, limit_seconds: float = 30.0) -> bool:
+    """Start and stop a producer with ``txn_id``: its start ends whatever transaction an
+    earlier (killed) producer of that id left open, so a read_committed read-back afterwards
+    sees Kafka's final content. False when Kafka cannot be reached."""
+    producer = AIOKafkaProducer(**producer_options(settings, txn_id))
+    try:
+        async with asyncio.timeout(limit_seconds):
+            await producer.start()
+    except Exception as exc:
+        log.warning("cannot fence the kafka transactional id %s (%s)", txn_id, exc)
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(producer.stop(), timeout=10)
+    return True
+
+
 def encode_event(event: SinkEvent, topic: str) -> SpoolRecord:
     return SpoolRecord(topic=topic, key=event.market.encode(), value=orjson.dumps(event.record))
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What became of one transaction: ``retry`` holds the records not known to be committed
+    (empty: all committed or dead-lettered); with ``doubt`` set, they may be committed."""
+
+    retry: list[SpoolRecord] = field(default_factory=list)
+    doubt: InDoubt | None = None
+    committed: int = 0
 
 
 class KafkaSink:
@@ -89,13 +156,17 @@ class KafkaSink:
         dead_letters: DeadLetterBox,
         *,
         producer_factory: ProducerFactory | None = None,
+        settle: Settle | None = None,
         drain_batch: int = 500,
     ) -> None:
         self.settings = settings
         self.spool_dir = spool_dir
         self.dead_letters = dead_letters
-        self._factory = producer_factory or (lambda: AIOKafkaProducer(**producer_options(settings)))
+        self._factory = producer_factory
+        self._settle = settle or (lambda m: batch_committed(consumer_options(settings), m))
         self._drain_batch = drain_batch
+        self._marker_path = spool_dir / MARKER_FILE
+        self._in_doubt: InDoubt | None = None
         self._producer: AIOKafkaProducer | None = None
         self._spool: DiskSpool | None = None
         self._lock = asyncio.Lock()
@@ -107,25 +178,37 @@ class KafkaSink:
         self.spooled_total = 0
         self.resent_from_spool = 0
         self.spool_full_waits = 0
+        self.aborted = 0
+        self.in_doubt_total = 0
         self.last_error = ""
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> None:
-        self._spool = await asyncio.to_thread(
+        self._spool = spool = await asyncio.to_thread(
             DiskSpool, self.spool_dir, self.settings.spool_max_bytes
         )
-        if len(self._spool):
-            log.info(
-                "kafka spool holds %d records from an earlier run; re-sending", len(self._spool)
-            )
+        if self._factory is None:
+            txn_id = await asyncio.to_thread(transactional_id, self.settings, self.spool_dir)
+            options = producer_options(self.settings, txn_id)
+            self._factory = lambda: AIOKafkaProducer(**options)
+        marker = await asyncio.to_thread(load_marker, self._marker_path)
+        if marker is not None and (
+            marker.position != spool.head_position() or marker.count > len(spool)
+        ):
+            # its batch was acknowledged in the spool already (killed before the marker went)
+            await asyncio.to_thread(clear_marker, self._marker_path)
+            marker = None
+        self._in_doubt = marker
+        if len(spool):
+            log.info("kafka spool holds %d records from an earlier run; re-sending", len(spool))
         if not await self._start_producer():
             log.warning(
                 "kafka unreachable at %s; spooling to %s",
                 self.settings.bootstrap_servers,
                 self.spool_dir,
             )
-        if len(self._spool) or self._producer is None:
+        if len(spool) or self._producer is None:
             self._ensure_drainer()
 
     async def write(self, events: Sequence[SinkEvent]) -> None:
@@ -137,28 +220,34 @@ class KafkaSink:
         self._in_flight = []
 
     def take_unflushed(self) -> list[SinkEvent]:
-        """The batch of a ``write`` cancelled at shutdown (some of it may have been
-        acknowledged already: at-least-once)."""
+        """The batch of a ``write`` cancelled at shutdown (its transaction is never committed:
+        the next producer's start aborts it)."""
         events, self._in_flight = self._in_flight, []
         return events
 
     async def _deliver(self, records: list[SpoolRecord]) -> None:
+        assert self._spool is not None
         async with self._lock:
-            spooling = self._producer is None or bool(self._spool and len(self._spool))
-            if spooling:
+            if self._producer is None or len(self._spool):
                 await self._spool_append(records)
                 return
-        failed = await self._send(records)
-        if failed:
-            async with self._lock:
-                await self._spool_append(failed)
-            await self._drop_producer()
-            self._ensure_drainer()
+            outcome = await self._transact(records)
+            if not outcome.retry:
+                return
+            if outcome.doubt is not None:
+                # the spool is empty (direct delivery): the batch becomes its head
+                marker = replace(
+                    outcome.doubt,
+                    position=self._spool.head_position(),
+                    count=len(outcome.retry),
+                )
+                await self._mark(marker)
+            await self._spool_append(outcome.retry)
+        await self._drop_producer()
+        self._ensure_drainer()
 
     async def flush(self) -> None:
-        if self._producer is not None:
-            with contextlib.suppress(KafkaError):
-                await self._producer.flush()
+        """Nothing to do: ``write`` returns only once its transaction is committed."""
 
     async def close(self) -> None:
         """Final attempt to drain the spool (bounded by the caller's timeout), then stop."""
@@ -187,21 +276,27 @@ class KafkaSink:
             "spool_records": len(self._spool) if self._spool else 0,
             "spool_bytes": self._spool.bytes if self._spool else 0,
             "spool_full_waits": self.spool_full_waits,
+            "transactions_aborted": self.aborted,
+            "commits_in_doubt": self.in_doubt_total,
             "last_error": self.last_error,
         }
 
     # -- internals -------------------------------------------------------------------
 
     async def _start_producer(self) -> bool:
+        assert self._factory is not None
         producer = self._factory()
         try:
             await producer.start()
         except _AUTH_ERRORS as exc:
             with contextlib.suppress(Exception):
                 await producer.stop()
-            msg = (
-                f"kafka refused the credentials ({type(exc).__name__}); check kafka.sasl_* settings"
+            what = (
+                "the transactional id (needs WRITE on TransactionalId)"
+                if isinstance(exc, TransactionalIdAuthorizationFailed)
+                else "the credentials"
             )
+            msg = f"kafka refused {what} ({type(exc).__name__}); check kafka.sasl_* settings"
             raise AuthError(msg) from None
         except KafkaError as exc:
             self.last_error = f"connect: {exc}"
@@ -218,48 +313,131 @@ class KafkaSink:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), timeout=10)
 
-    async def _send(self, records: list[SpoolRecord]) -> list[SpoolRecord]:
-        """Send and await acks; return the records that must be retried (in order).
+    async def _transact(
+        self,
+        records: list[SpoolRecord],
+        before_commit: Callable[[InDoubt], Awaitable[None]] | None = None,
+    ) -> _Outcome:
+        """Send ``records`` in one transaction and commit it.
 
-        The whole batch gets ``request_timeout_ms`` (+1 s) to be acknowledged: aiokafka would
-        otherwise keep retrying in memory while the brokers are away, blocking the writer and,
-        through the full queue, the WebSocket readers. What is not acknowledged in time is
-        handed back for the spool (a late ack of it later means an at-least-once duplicate).
+        Acks and the commit each get ``request_timeout_ms`` (+1 s): aiokafka would otherwise
+        keep retrying in memory while the brokers are away, blocking the writer and, through
+        the full queue, the WebSocket readers. A batch not acknowledged in time is aborted
+        (its records come back in ``retry``); records Kafka rejects for good are
+        dead-lettered and the rest goes again in a new transaction. ``before_commit`` gets
+        the batch's in-doubt marker before the commit is asked for.
         """
         producer = self._producer
         if producer is None:
-            return records
-        futures: list[asyncio.Future[Any]] = []
+            return _Outcome(retry=records)
         deadline = self.settings.request_timeout_ms / 1000 + 1.0
-        try:
-            async with asyncio.timeout(deadline):
-                for record in records:
-                    future = await producer.send(record.topic, record.value, key=record.key)
-                    future.add_done_callback(_consume_result)
-                    futures.append(future)
-                await asyncio.wait(futures)
-        except TimeoutError:
-            self._note_error(TimeoutError(f"no acknowledgement within {deadline:.0f}s"))
-        except KafkaError as exc:
-            self._note_error(exc)
-        retry: list[SpoolRecord] = []
-        for index, record in enumerate(records):
-            future_or_none = futures[index] if index < len(futures) else None
-            if future_or_none is None or not future_or_none.done() or future_or_none.cancelled():
-                retry.append(record)
-                continue
-            error = future_or_none.exception()
-            if error is None:
-                self.sent += 1
-            elif isinstance(error, _PERMANENT):
+        pending = records
+        while True:
+            try:
+                async with asyncio.timeout(deadline):
+                    await producer.begin_transaction()
+            except Exception as exc:  # no producer id (Kafka away), fenced, bad state
+                self._note_error(exc)
+                return _Outcome(retry=pending)
+            futures, failed = await self._send_all(producer, pending, deadline)
+            rejected: list[SpoolRecord] = []
+            poisoned = False  # a broker-side reject leaves the transaction abortable only
+            last: Any = None
+            for record, future in zip(pending, futures, strict=True):
+                error: BaseException | None
+                if isinstance(future, BaseException):  # refused by the client: never sent
+                    error = future
+                elif future is None or not future.done() or future.cancelled():
+                    failed = True
+                    continue
+                elif (error := future.exception()) is None:
+                    last = future.result()
+                    continue
+                elif isinstance(error, _PERMANENT):
+                    poisoned = True
+                else:
+                    self._note_error(error)
+                    failed = True
+                    continue
+                rejected.append(record)
                 self.delivery_errors += 1
                 await self.dead_letters.put(
                     "kafka_rejected", f"{record.topic}: {error}", record.value
                 )
-            else:
-                self._note_error(error)
-                retry.append(record)
-        return retry
+            if rejected:
+                gone = {id(r) for r in rejected}
+                pending = [r for r in pending if id(r) not in gone]
+            if failed or poisoned or not pending:
+                aborted = await self._abort(producer, deadline)
+                if failed or not aborted:
+                    return _Outcome(retry=pending)  # the caller drops this producer
+                if not pending:
+                    return _Outcome()
+                continue  # the rest in a new transaction
+            doubt = InDoubt(topic=last.topic, partition=last.partition, offset=last.offset)
+            if before_commit is not None:
+                await before_commit(doubt)
+            try:
+                async with asyncio.timeout(deadline):
+                    await producer.commit_transaction()
+            except Exception as exc:  # unanswered or failed: Kafka may or may not have it
+                self._note_error(exc)
+                self.in_doubt_total += 1
+                return _Outcome(retry=pending, doubt=doubt)
+            self.sent += len(pending)
+            return _Outcome(committed=len(pending))
+
+    async def _send_all(
+        self, producer: AIOKafkaProducer, records: list[SpoolRecord], deadline: float
+    ) -> tuple[list[Any], bool]:
+        """One ``send`` per record; a record the client refuses outright (too large) gets its
+        exception in place of a future. True when sending stopped early."""
+        futures: list[Any] = [None] * len(records)
+        pending: list[asyncio.Future[Any]] = []
+        try:
+            async with asyncio.timeout(deadline):
+                for index, record in enumerate(records):
+                    try:
+                        future = await producer.send(record.topic, record.value, key=record.key)
+                    except _PERMANENT as exc:
+                        futures[index] = exc
+                        continue
+                    future.add_done_callback(_consume_result)
+                    futures[index] = future
+                    pending.append(future)
+                if pending:
+                    await asyncio.wait(pending)
+        except TimeoutError:
+            self._note_error(TimeoutError(f"no acknowledgement within {deadline:.0f}s"))
+            return futures, True
+        except KafkaError as exc:
+            self._note_error(exc)
+            return futures, True
+        return futures, False
+
+    async def _abort(self, producer: AIOKafkaProducer, deadline: float) -> bool:
+        """Abort the open transaction; False when that did not work (drop the producer:
+        the next one's start aborts it)."""
+        self.aborted += 1
+        try:
+            async with asyncio.timeout(deadline):
+                await producer.abort_transaction()
+        except Exception as exc:
+            self._note_error(exc)
+            return False
+        return True
+
+    async def _mark(self, marker: InDoubt) -> None:
+        await asyncio.to_thread(save_marker, self._marker_path, marker)
+        self._in_doubt = marker
+
+    async def _mark_batch(self, position: str, count: int, doubt: InDoubt) -> None:
+        await self._mark(replace(doubt, position=position, count=count))
+
+    async def _unmark(self) -> None:
+        if self._in_doubt is not None:
+            await asyncio.to_thread(clear_marker, self._marker_path)
+            self._in_doubt = None
 
     def _note_error(self, exc: BaseException) -> None:
         self.delivery_errors += 1
@@ -296,23 +474,48 @@ class KafkaSink:
                 log.warning("kafka still unreachable (%s); retry in %.1fs", self.last_error, delay)
                 await asyncio.sleep(delay)
                 continue
+            if self._in_doubt is not None:
+                # the producer's start has fenced the one that asked for the commit
+                if not await self._settle_in_doubt():
+                    await asyncio.sleep(self._backoff.next_delay())
+                continue
             async with self._lock:
                 batch = await asyncio.to_thread(spool.peek, self._drain_batch)
                 if not batch:
                     log.info("kafka spool drained; back to direct delivery")
                     return
-                failed = await self._send(batch)
-                if failed:
-                    delivered = len(batch) - len(failed)
-                else:
-                    delivered = len(batch)
-                if not failed:
-                    await asyncio.to_thread(spool.ack, delivered)
-                    self.resent_from_spool += delivered
-            if failed:
-                # Keep the spool untouched (whole batch is retried: at-least-once, in order).
+                mark = functools.partial(self._mark_batch, spool.head_position(), len(batch))
+                outcome = await self._transact(batch, mark)
+                if not outcome.retry:
+                    await asyncio.to_thread(spool.ack, len(batch))
+                    self.resent_from_spool += outcome.committed
+                if outcome.doubt is None:
+                    await self._unmark()
+            if outcome.retry:
+                # Keep the spool untouched (whole batch is retried: in order); an in-doubt
+                # batch is settled first, once the next producer has fenced this one
                 await self._drop_producer()
                 await asyncio.sleep(self._backoff.next_delay())
+
+    async def _settle_in_doubt(self) -> bool:
+        """Acknowledge the in-doubt batch in the spool if Kafka has it, else let it be sent
+        again; False when Kafka cannot tell yet."""
+        marker = self._in_doubt
+        assert marker is not None and self._spool is not None
+        verdict = await self._settle(marker)
+        if verdict is None:
+            return False
+        async with self._lock:
+            if verdict:
+                await asyncio.to_thread(self._spool.ack, marker.count)
+                self.resent_from_spool += marker.count
+            await self._unmark()
+        log.info(
+            "kafka: an in-doubt commit of %d records was %s",
+            marker.count,
+            "committed (acknowledged in the spool)" if verdict else "not committed (re-sent)",
+        )
+        return True
 
 
 def _consume_result(future: asyncio.Future[Any]) -> None:

@@ -109,6 +109,13 @@ class DiskSpool:
             self._head_cache = None
         self._write_offset()
 
+    def head_position(self) -> str:
+        """Where the oldest unacknowledged record is (or the next appended one will be): names
+        a batch across restarts, and changes with every ``ack``."""
+        if self._segments:
+            return f"{self._segments[0].name}:{self._head_acked}"
+        return f"segment-{self._next_index:06d}.bin:0"
+
     def _head(self) -> list[SpoolRecord]:
         if not self._segments:
             return []
