@@ -128,6 +128,7 @@ def test_kafka_holds_each_trade_once_across_crashes(
     assert not expected - set(kafka), "trades missing from Kafka"
     assert set(kafka) == set(stored), "Kafka and the lake disagree"
     twice = sorted(key for key, n in kafka.items() if n > 1)
+    print(f"kafka: {sum(kafka.values())} trade records, {len(kafka)} trades, {len(twice)} twice")
     # read_committed, as every consumer of the pipeline reads: the collector's transactions
     # and the restart's fenced read-back leave each trade in Kafka once
     assert not twice, f"{len(twice)} trades reached Kafka more than once, e.g. {twice[:3]}"
