@@ -382,6 +382,7 @@ class KafkaSink:
                     await producer.commit_transaction()
             except Exception as exc:  # unanswered or failed: Kafka may or may not have it
                 self._note_error(exc)
+                _forget_transaction(producer)
                 self.in_doubt_total += 1
                 return _Outcome(retry=pending, doubt=doubt)
             self.sent += len(pending)
@@ -424,6 +425,7 @@ class KafkaSink:
                 await producer.abort_transaction()
         except Exception as exc:
             self._note_error(exc)
+            _forget_transaction(producer)
             return False
         return True
 
@@ -516,6 +518,15 @@ class KafkaSink:
             "committed (acknowledged in the spool)" if verdict else "not committed (re-sent)",
         )
         return True
+
+
+def _forget_transaction(producer: AIOKafkaProducer) -> None:
+    """We stopped waiting for this transaction's end (the producer is dropped next): its
+    outcome (e.g. fenced by the next producer) is seen here, not logged as never retrieved."""
+    manager = getattr(producer, "_txn_manager", None)
+    waiter = manager.wait_for_transaction_end() if manager is not None else None
+    if isinstance(waiter, asyncio.Future):
+        waiter.add_done_callback(_consume_result)
 
 
 def _consume_result(future: asyncio.Future[Any]) -> None:
