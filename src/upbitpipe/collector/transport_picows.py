@@ -49,6 +49,7 @@ class _Listener(picows.WSListener):
         self.frames: list[Frame] = []
         self.buffered_bytes = 0
         self.paused = False
+        self.pauses = 0  # times reading was paused (the buffer was full)
         self.disconnected = False
         self.waiter: asyncio.Future[None] | None = None
         self._parts: list[bytes] = []  # a fragmented message so far
@@ -95,6 +96,7 @@ class _Listener(picows.WSListener):
             len(frames) >= MAX_BUFFERED_FRAMES or self.buffered_bytes >= MAX_BUFFERED_BYTES
         ):
             self.paused = True
+            self.pauses += 1
             transport.underlying_transport.pause_reading()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -108,6 +110,19 @@ class PicowsSession:
     def __init__(self, transport: WSTransport, listener: _Listener) -> None:
         self._transport = transport
         self._listener = listener
+
+    @property
+    def buffered(self) -> int:
+        """Frames received and not yet taken by ``receive``."""
+        return len(self._listener.frames)
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._listener.paused
+
+    @property
+    def pauses(self) -> int:
+        return self._listener.pauses
 
     async def send_text(self, text: str) -> None:
         if self._transport.is_disconnected:
