@@ -134,8 +134,20 @@ def test_a_batch_gives_what_frame_by_frame_gives_with_one_buffer_operation_per_s
     assert many.dead_letters.counts == one.dead_letters.counts
     assert many.dead_letters.total == 9  # 3 garbage, 3 exchange errors, 3 unsubscribed
     assert many.last_trade_ms == one.last_trade_ms == {"KRW-ETH": NOW + 29, "KRW-BTC": NOW + 28}
-    # one resume-point action per trade, each waiting for the events up to its own
-    assert len(many.ledger) == len(one.ledger) == 30
+    # the resume point: one move per batch (per frame when fed one by one), applied only
+    # once every sink made the events handed so far durable; then both say the same
+    assert len(many.ledger) == 1 and len(one.ledger) == 30
+    for svc in (one, many):
+        svc.runners[0].durable_events = 60
+        assert svc.ledger.advance() == 0  # the kafka-named sink has nothing durable yet
+        svc.runners[1].durable_events = 60
+        svc.ledger.advance()
+    tips = {m: (t.ms, t.sid) for m, t in many.state.resume.tips.items()}
+    assert tips == {m: (t.ms, t.sid) for m, t in one.state.resume.tips.items()}
+    assert tips == {
+        "KRW-ETH": (NOW + 29, (NOW + 29) * 1000),
+        "KRW-BTC": (NOW + 28, (NOW + 28) * 1000),
+    }
 
 
 def test_a_batch_without_market_data_does_not_feed_the_watchdog(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from upbitpipe.upbit.fields import SIMPLE_TO_DEFAULT, UNIT_SIMPLE
 DATA = Path(__file__).parent.parent / "data"
 DEFAULT_NAMES = {long for table in SIMPLE_TO_DEFAULT.values() for long in table.values()}
 DEFAULT_NAMES |= {"market", "best_ask_price", "best_bid_price", "spread"}
+DERIVED = {"best_ask_price", "best_bid_price", "spread"}
 
 
 def _frames(name: str) -> list[bytes]:
@@ -174,3 +175,52 @@ def test_to_default_wire_is_the_inverse_of_parse_frame() -> None:
         "code": "KRW-ETH",
         "sequential_id": 1,
     }
+
+
+def _generic(simple: dict[str, object]) -> dict[str, object]:
+    """The declared key maps applied key by key (what the literal fast paths must equal)."""
+    kind = str(simple["ty"])
+    table = {
+        short: ("market" if long == "code" else long)
+        for short, long in SIMPLE_TO_DEFAULT[kind].items()
+    }
+    data = {table.get(k, k): v for k, v in simple.items()}
+    if kind == "orderbook":
+        data["orderbook_units"] = [
+            {UNIT_SIMPLE.get(k, k): v for k, v in u.items()}  # type: ignore[attr-defined]
+            for u in data["orderbook_units"]  # type: ignore[attr-defined]
+        ]
+    return data
+
+
+def _synthetic_simple() -> list[bytes]:
+    from upbitpipe.replay.market import SyntheticMarket
+
+    market = SyntheticMarket(["KRW-BTC", "BTC-ETH"], 7, 1_795_460_000_000, 0.5)
+    return [e.frame("SIMPLE") for e in market.generate(60, 1_795_460_000_000)]
+
+
+@pytest.mark.parametrize("variant", ["as sent", "extra key", "key missing"])
+def test_simple_fast_paths_equal_the_declared_key_maps(variant: str) -> None:
+    """Real and synthetic SIMPLE frames, and the same with a key Upbit may add tomorrow (kept
+    under its own name) or one it left out: the parser gives exactly the declared mapping."""
+    seen = set()
+    for raw in _frames("upbit_simple_frames.jsonl") + _synthetic_simple():
+        simple = orjson.loads(raw)
+        if variant == "extra key":
+            simple["zz"] = 1
+            simple.get("obu", [{}])[0]["zz"] = 2
+        elif variant == "key missing":
+            simple.pop("ab" if simple["ty"] != "orderbook" else "lv", None)
+            simple.get("obu", [{}])[-1].pop("bs", None)
+        event = parse_frame(orjson.dumps(simple))
+        assert isinstance(event, MarketEvent)
+        expected = _generic(simple)
+        got = dict(event.data)
+        if event.type == "orderbook":  # the derived fields come last, after the frame's
+            for name in (*DERIVED, "total_ask_size", "total_bid_size"):
+                if name not in expected:
+                    got.pop(name)
+        assert got == expected  # JSON objects: names and values, not key order
+        seen.add(event.type)
+    assert seen == {"ticker", "trade", "orderbook"}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -38,6 +39,14 @@ WARN_EVERY_SECONDS = 30.0
 REPLAY_CHUNK = 20_000  # spooled events written per flush (and acknowledged) at start
 SPOOL_CHUNK = 5000  # events per spool append at shutdown (one fsync each)
 DEFAULT_SPOOL_MAX_BYTES = 4 * 1024**3
+
+
+_RAW = operator.attrgetter("raw")
+
+
+def _raw_bytes(events: Sequence[SinkEvent]) -> int:
+    """Frame bytes of a batch (the buffer's byte bound), summed in C."""
+    return sum(map(len, map(_RAW, events)))
 
 
 class SinkRunner:
@@ -106,7 +115,7 @@ class SinkRunner:
         The collector adds a batch to every sink in one synchronous step (so each buffer's
         order matches the counts in its durable ledger) and only then waits for room."""
         self._buffer.extend(events)
-        self._bytes += sum([len(e.raw) for e in events])
+        self._bytes += _raw_bytes(events)
         self.put_count += len(events)
         self._after_add()
         return not self._room.is_set()
@@ -251,9 +260,12 @@ class SinkRunner:
 
     def _take_batch(self) -> list[SinkEvent]:
         buffer = self._buffer
-        count = min(len(buffer), self.batch_size)
-        batch = [buffer.popleft() for _ in range(count)]
-        self._bytes -= sum(len(e.raw) for e in batch)
+        if len(buffer) <= self.batch_size:  # the usual case: the writer keeps up
+            batch = list(buffer)
+            buffer.clear()
+        else:
+            batch = [buffer.popleft() for _ in range(self.batch_size)]
+        self._bytes -= _raw_bytes(batch)
         if (
             not self._room.is_set()
             and len(buffer) <= self.max_events // 2

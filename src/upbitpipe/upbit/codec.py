@@ -152,7 +152,7 @@ def parse_frame(raw: bytes | str) -> MarketEvent | StatusFrame | ErrorFrame:
         if kind == "trade":
             data = _simple_trade(fields)
         elif kind == "ticker":
-            data = {_TICKER_MAP.get(k, k): v for k, v in fields.items()}
+            data = _simple_ticker(fields)
         elif kind == "orderbook":
             data = {_ORDERBOOK_MAP.get(k, k): v for k, v in fields.items()}
             units = data.get("orderbook_units")
@@ -275,6 +275,53 @@ def _simple_trade(f: dict[str, Any]) -> dict[str, Any]:
         except KeyError:
             pass
     return {_TRADE_MAP.get(k, k): v for k, v in f.items()}
+
+
+def _simple_ticker(f: dict[str, Any]) -> dict[str, Any]:
+    """SIMPLE ticker -> normalised; a literal dict (in Upbit's key order) when the frame has
+    exactly Upbit's 35 keys, ~2x the generic key map."""
+    if len(f) == 35:
+        try:
+            return {
+                "type": f["ty"],
+                "market": f["cd"],
+                "opening_price": f["op"],
+                "high_price": f["hp"],
+                "low_price": f["lp"],
+                "trade_price": f["tp"],
+                "prev_closing_price": f["pcp"],
+                "acc_trade_price": f["atp"],
+                "change": f["c"],
+                "change_price": f["cp"],
+                "signed_change_price": f["scp"],
+                "change_rate": f["cr"],
+                "signed_change_rate": f["scr"],
+                "ask_bid": f["ab"],
+                "trade_volume": f["tv"],
+                "acc_trade_volume": f["atv"],
+                "trade_date": f["tdt"],
+                "trade_time": f["ttm"],
+                "trade_timestamp": f["ttms"],
+                "acc_ask_volume": f["aav"],
+                "acc_bid_volume": f["abv"],
+                "highest_52_week_price": f["h52wp"],
+                "highest_52_week_date": f["h52wdt"],
+                "lowest_52_week_price": f["l52wp"],
+                "lowest_52_week_date": f["l52wdt"],
+                "trade_status": f["ts"],
+                "market_state": f["ms"],
+                "market_state_for_ios": f["msfi"],
+                "is_trading_suspended": f["its"],
+                "delisting_date": f["dd"],
+                "market_warning": f["mw"],
+                "timestamp": f["tms"],
+                "acc_trade_price_24h": f["atp24h"],
+                "acc_trade_volume_24h": f["atv24h"],
+                "stream_type": f["st"],
+            }
+        except KeyError:
+            pass
+    return {_TICKER_MAP.get(k, k): v for k, v in f.items()}
 
 
 def _simple_units(units: list[Any], raw: bytes | str) -> list[dict[str, Any]]:
