@@ -212,6 +212,32 @@ async def test_in_doubt_commit_that_did_not_land_is_sent_again(
     assert _ids(broker.committed) == [0, 1, 2]
 
 
+@pytest.mark.parametrize("lands", [True, False])
+async def test_write_cancelled_during_commit_is_settled_at_next_start(
+    tmp_path: Path, broker: FakeBroker, lands: bool
+) -> None:
+    """A shutdown cancels ``write`` while its commit is asked for: the batch is not handed
+    back to the runner but spooled in doubt; the next start reads back and sends it only if
+    the commit did not land."""
+    sink = _sink(tmp_path, broker)
+    await sink.open()
+    broker.commit_hangs, broker.commit_lands = True, lands
+    task = asyncio.create_task(sink.write(_events(3)))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sink.take_unflushed() == []
+    await sink.close()
+    broker.commit_hangs = False
+    again = _sink(tmp_path, broker)
+    await again.open()
+    await _drained(again)
+    await again.write(_events(1, 3))
+    await again.close()
+    assert _ids(broker.committed) == [0, 1, 2, 3]
+
+
 async def test_drain_killed_between_commit_and_ack_settles_at_next_start(
     tmp_path: Path, broker: FakeBroker
 ) -> None:

@@ -167,6 +167,7 @@ class KafkaSink:
         self._drain_batch = drain_batch
         self._marker_path = spool_dir / MARKER_FILE
         self._in_doubt: InDoubt | None = None
+        self._committing: tuple[InDoubt, list[SpoolRecord]] | None = None
         self._producer: AIOKafkaProducer | None = None
         self._spool: DiskSpool | None = None
         self._lock = asyncio.Lock()
@@ -220,8 +221,8 @@ class KafkaSink:
         self._in_flight = []
 
     def take_unflushed(self) -> list[SinkEvent]:
-        """The batch of a ``write`` cancelled at shutdown (its transaction is never committed:
-        the next producer's start aborts it)."""
+        """The batch of a ``write`` cancelled at shutdown before its commit was asked for (that
+        transaction is never committed: the next producer's start aborts it)."""
         events, self._in_flight = self._in_flight, []
         return events
 
@@ -231,7 +232,11 @@ class KafkaSink:
             if self._producer is None or len(self._spool):
                 await self._spool_append(records)
                 return
-            outcome = await self._transact(records)
+            try:
+                outcome = await self._transact(records)
+            except asyncio.CancelledError:
+                self._keep_cancelled_commit()
+                raise
             if not outcome.retry:
                 return
             if outcome.doubt is not None:
@@ -245,6 +250,26 @@ class KafkaSink:
             await self._spool_append(outcome.retry)
         await self._drop_producer()
         self._ensure_drainer()
+
+    def _keep_cancelled_commit(self) -> None:
+        """A ``write`` cancelled (shutdown) while its commit was asked for: Kafka may have the
+        batch, so it is not handed back (``take_unflushed``) but spooled with an in-doubt
+        marker, settled at the next start. Synchronous: it runs inside the cancellation."""
+        if self._committing is None or self._spool is None:
+            return
+        (doubt, pending), self._committing = self._committing, None
+        marker = replace(doubt, position=self._spool.head_position(), count=len(pending))
+        try:
+            save_marker(self._marker_path, marker)
+            self._spool.append(pending)
+        except (OSError, SpoolFullError) as exc:  # the runner's spool takes them: at-least-once
+            log.warning("kafka: cannot spool a cancelled in-doubt commit: %s", exc)
+            with contextlib.suppress(OSError):
+                clear_marker(self._marker_path)
+            return
+        self._in_doubt = marker
+        self.spooled_total += len(pending)
+        self._in_flight = []
 
     async def flush(self) -> None:
         """Nothing to do: ``write`` returns only once its transaction is committed."""
@@ -332,6 +357,7 @@ class KafkaSink:
             return _Outcome(retry=records)
         deadline = self.settings.request_timeout_ms / 1000 + 1.0
         pending = records
+        self._committing = None
         while True:
             try:
                 async with asyncio.timeout(deadline):
@@ -377,6 +403,7 @@ class KafkaSink:
             doubt = InDoubt(topic=last.topic, partition=last.partition, offset=last.offset)
             if before_commit is not None:
                 await before_commit(doubt)
+            self._committing = (doubt, pending)
             try:
                 async with asyncio.timeout(deadline):
                     await producer.commit_transaction()
@@ -384,7 +411,10 @@ class KafkaSink:
                 self._note_error(exc)
                 _forget_transaction(producer)
                 self.in_doubt_total += 1
+                self._committing = None
                 return _Outcome(retry=pending, doubt=doubt)
+            # (left set when cancelled: ``_deliver`` spools the batch in doubt)
+            self._committing = None
             self.sent += len(pending)
             return _Outcome(committed=len(pending))
 
