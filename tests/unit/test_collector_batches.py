@@ -102,11 +102,12 @@ def test_a_batch_gives_what_frame_by_frame_gives_with_one_buffer_operation_per_s
 
         def counting(
             events: Sequence[SinkEvent],
+            *args: Any,
             original: Any = runner.add_all,
             name: str = runner.sink.name,
         ) -> bool:
             adds.append((name, len(events)))
-            result: bool = original(events)
+            result: bool = original(events, *args)
             return result
 
         runner.add_all = counting  # type: ignore[method-assign]

@@ -80,3 +80,20 @@ def test_plain_file_lines_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "cap.jsonl.gz"
     path.write_bytes(gzip.compress(b'{"recv_ms": 5, "frame": "x"}\nnot json\n'))
     assert list(read_capture(path)) == [(5, b"x")]
+
+
+def test_each_frame_lands_in_its_hour_at_the_edges_and_going_back(tmp_path: Path) -> None:
+    stamps = [T0 - 1, T0, T0 + HOUR_MS - 1, T0 + HOUR_MS, T0 - 1, T0 + 5]
+    with CaptureWriter(tmp_path, prefix="c1") as writer:
+        for n, recv_ms in enumerate(stamps):
+            writer.write(recv_ms, f'{{"n":{n}}}'.encode())
+    by_hour: dict[str, list[int]] = {}
+    for path in capture_files(tmp_path):  # going back to an hour opens a new file there
+        stamps_here = by_hour.setdefault(str(path.parent.relative_to(tmp_path)), [])
+        stamps_here.extend(r for r, _ in read_capture(path))
+    by_hour = {hour: sorted(found) for hour, found in by_hour.items()}
+    assert by_hour == {
+        "dt=2024-10-31/hour=00": [T0 - 1, T0 - 1],
+        "dt=2024-10-31/hour=01": [T0, T0 + 5, T0 + HOUR_MS - 1],
+        "dt=2024-10-31/hour=02": [T0 + HOUR_MS],
+    }

@@ -87,6 +87,8 @@ class CaptureWriter:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._pending_dir: Path | None = None
+        self._hour_start = self._hour_end = 0  # the UTC hour of _hour_dir, epoch ms [start, end)
+        self._hour_dir = self.root
         self._file: BinaryIO | None = None
         self._file_dir: Path | None = None
         self._file_bytes = 0
@@ -96,7 +98,11 @@ class CaptureWriter:
 
     def write(self, recv_ms: int, frame: bytes) -> None:
         """Buffer one frame; it reaches the disk at the next :meth:`flush` (or auto-flush)."""
-        directory = partition_dir(self.root, recv_ms)
+        if not self._hour_start <= recv_ms < self._hour_end:  # another hour than the last
+            self._hour_start = recv_ms - recv_ms % 3_600_000
+            self._hour_end = self._hour_start + 3_600_000
+            self._hour_dir = partition_dir(self.root, recv_ms)
+        directory = self._hour_dir
         if directory != self._pending_dir and self._pending:
             self._write_member(sync=False)
         self._pending_dir = directory

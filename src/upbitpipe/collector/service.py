@@ -21,6 +21,7 @@ import contextlib
 import functools
 import gc
 import logging
+import operator
 import os
 import random
 import time
@@ -67,6 +68,7 @@ from upbitpipe.upbit.rest import UpbitRestClient
 
 log = logging.getLogger(__name__)
 
+_RAW = operator.attrgetter("raw")
 SAVE_EVERY_SECONDS = 0.25  # how often durable progress is checked and saved
 BACKFILL_RETRY_SECONDS = 30.0  # missing gaps are tried again this often while running
 
@@ -289,12 +291,16 @@ class CollectorService:
             self._staged_not_kafka = set()
         handed = self.ledger.handed
         waits: list[SinkRunner] = []
+        size = sum(map(len, map(_RAW, staged)))
         for index, runner in enumerate(self.runners):
-            events = staged
             if skipped and index == self._kafka_index:
                 events = [e for i, e in enumerate(staged) if i not in skipped]
+                wait = runner.add_all(events)
+            else:
+                events = staged
+                wait = runner.add_all(staged, size)
             handed[index] += len(events)
-            if runner.add_all(events):
+            if wait:
                 waits.append(runner)
         tips = self._staged_tips
         if tips:

@@ -109,13 +109,14 @@ class SinkRunner:
         if self.add_all(events):
             await self.wait_for_room()
 
-    def add_all(self, events: Sequence[SinkEvent]) -> bool:
+    def add_all(self, events: Sequence[SinkEvent], raw_bytes: int | None = None) -> bool:
         """Buffer a batch without waiting; True when the caller must ``wait_for_room()``.
+        ``raw_bytes``: the batch's frame bytes, if the caller counted them already.
 
         The collector adds a batch to every sink in one synchronous step (so each buffer's
         order matches the counts in its durable ledger) and only then waits for room."""
         self._buffer.extend(events)
-        self._bytes += _raw_bytes(events)
+        self._bytes += _raw_bytes(events) if raw_bytes is None else raw_bytes
         self.put_count += len(events)
         self._after_add()
         return not self._room.is_set()
@@ -263,9 +264,10 @@ class SinkRunner:
         if len(buffer) <= self.batch_size:  # the usual case: the writer keeps up
             batch = list(buffer)
             buffer.clear()
+            self._bytes = 0
         else:
             batch = [buffer.popleft() for _ in range(self.batch_size)]
-        self._bytes -= _raw_bytes(batch)
+            self._bytes -= _raw_bytes(batch)
         if (
             not self._room.is_set()
             and len(buffer) <= self.max_events // 2
