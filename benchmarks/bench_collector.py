@@ -343,9 +343,15 @@ class KafkaProbe:
 
     def latencies(self, partitions: list[Any], from_ms: float, to_ms: float) -> list[float]:
         """Broker append time - event `timestamp` (ms) of the records appended in the window."""
-        return list(self.call(self._read(partitions, from_ms, to_ms), 300))
+        out, seen = self.call(self._read(partitions, from_ms, to_ms), 300)
+        if not out:
+            msg = f"no broker-stamped record in the window ({seen})"
+            raise VariantFailed(msg)
+        return list(out)
 
-    async def _read(self, partitions: list[Any], from_ms: float, to_ms: float) -> list[float]:
+    async def _read(
+        self, partitions: list[Any], from_ms: float, to_ms: float
+    ) -> tuple[list[float], dict[str, int]]:
         import orjson
         from aiokafka import AIOKafkaConsumer
 
@@ -357,6 +363,7 @@ class KafkaProbe:
         )
         await consumer.start()
         out: list[float] = []
+        seen = {"records": 0, "not_append_time": 0, "outside_window": 0, "no_timestamp": 0}
         try:
             consumer.assign(partitions)
             end = await consumer.end_offsets(partitions)
@@ -367,18 +374,25 @@ class KafkaProbe:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=20_000)
                 for records in batches.values():
                     for record in records:
-                        if record.timestamp_type != 1 or not from_ms <= record.timestamp <= to_ms:
+                        seen["records"] += 1
+                        if record.timestamp_type != 1:
+                            seen["not_append_time"] += 1
+                            continue
+                        if not from_ms <= record.timestamp <= to_ms:
+                            seen["outside_window"] += 1
                             continue
                         stamp = orjson.loads(record.value).get("timestamp")
-                        if isinstance(stamp, int | float):
-                            stamp = stamp * 1000 if stamp < 1e11 else stamp  # cryptofeed: s
-                            out.append(record.timestamp - stamp)
+                        if not isinstance(stamp, int | float):
+                            seen["no_timestamp"] += 1
+                            continue
+                        stamp = stamp * 1000 if stamp < 1e11 else stamp  # cryptofeed: s
+                        out.append(record.timestamp - stamp)
                 for tp in list(left):
                     if await consumer.position(tp) >= end[tp]:
                         left.discard(tp)
         finally:
             await consumer.stop()
-        return out
+        return out, seen
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -436,9 +450,10 @@ class Client:
         text = self.log.read_text(errors="replace").strip().splitlines()
         return " // ".join(line[:160] for line in text[-lines:]) or "(no output)"
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool) -> None:
+        """SIGTERM and wait (the collector: what users do), or kill (drivers: not measured)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
@@ -583,7 +598,7 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
     try:
         window = measure_window(client, count, ctx.args.warmup, ctx.args.seconds)
     finally:
-        client.stop()
+        client.stop(graceful=argv[0] == cli_path())
     (t0, c0), (t1, c1) = window.start, window.end
     cpu = client.cpu_at(t1) - client.cpu_at(t0)
     sample = Sample(
@@ -593,9 +608,6 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
     )
     if latency and ctx.probe is not None:
         lat = sorted(ctx.probe.latencies(partitions, t0 * 1000, t1 * 1000))
-        if not lat:
-            msg = "no broker-stamped record in the window"
-            raise VariantFailed(msg)
         sample.p50_ms = lat[len(lat) // 2]
         sample.p99_ms = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     if not ctx.args.keep:
@@ -647,7 +659,11 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
     meta: dict[str, Any] = {"load_start": os.getloadavg()[0], "started": time.time()}
     needs_kafka = any(v in KAFKA_VARIANTS for v in args.variants)
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-collector-")))
+        if args.keep:
+            tmp = Path(tempfile.mkdtemp(prefix="bench-collector-"))
+            print(f"keeping every run's files and logs in {tmp}", flush=True)
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-collector-")))
         kafka, reason = (None, "not asked for")
         if needs_kafka:
             kafka, reason = stack.enter_context(kafka_broker(args.kafka))
