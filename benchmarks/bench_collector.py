@@ -9,14 +9,19 @@ variants interleaved round by round (``--runs`` rounds, medians reported):
   picows            floor: `picows` + `orjson.loads`, no work
   cryptofeed        cryptofeed 2.4.1's Upbit feed, a counting callback (trade + orderbook:
                     its Upbit feed has no ticker channel)
-  cryptofeed-kafka  the same feed into its Kafka backend (TradeKafka/BookKafka, acks=all)
+  cryptofeed-kafka  the same feed into its Kafka backend (TradeKafka/BookKafka, acks=all);
+                    it awaits each record's ack before the next and queues what it reads
+                    meanwhile without bound, so its CPU per *delivered* message is mostly
+                    reading
   kafka             `upbitpipe collect --sink kafka` (acks=all, idempotent)
   kafka-2types      the same with `--types trade,orderbook`: like for like with cryptofeed
   archive           `upbitpipe collect --sink archive`
   lake              `upbitpipe collect --sink lake` (embedded Paimon on local disk)
 
 CPU phase: the twin sends as fast as the client reads (`--rate 0`). Latency phase: a second
-twin at a fixed ``--latency-rate`` (5,000 msgs/s), for the two Kafka clients.
+twin at a fixed ``--latency-rate`` (5,000 msgs/s, running for the whole run), for the two
+Kafka clients and a picows reference (exchange `tms` -> receipt, no sink: what the twin,
+TLS and the scheduler alone add).
 
 What is measured (per run, over a window that starts ``--warmup`` s after the first
 delivered message and lasts ``--seconds``; start-up and shutdown are outside it):
@@ -93,7 +98,7 @@ CPU_VARIANTS = [
     "archive",
     "lake",
 ]
-LATENCY_VARIANTS = ["kafka", "cryptofeed-kafka"]
+LATENCY_VARIANTS = ["picows", "kafka", "cryptofeed-kafka"]
 KAFKA_VARIANTS = {"kafka", "kafka-2types", "cryptofeed-kafka"}
 TARGET_CF_RATIO = 0.5
 TARGET_PICOWS_RATIO = 3.0
@@ -138,16 +143,22 @@ PICOWS_DRIVER = (
 import asyncio, ssl, orjson
 from picows import WSListener, WSMsgType, ws_connect
 
+latency_file = open(sys.argv[3], "a") if len(sys.argv) > 3 else None  # latency phase only
+
 class Listener(WSListener):
     n = 0
     def on_ws_connected(self, transport):
         transport.send(WSMsgType.TEXT, sys.argv[2].encode())
     def on_ws_frame(self, transport, frame):
         if frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
-            orjson.loads(frame.get_payload_as_bytes())
+            obj = orjson.loads(frame.get_payload_as_bytes())
             self.n += 1
+            if latency_file is not None:  # receipt time, exchange time (ms)
+                latency_file.write(f"{time.time() * 1000:.1f} {obj.get('tms', 0)}\\n")
             if not self.n & 127:
                 report(self.n)
+                if latency_file is not None:
+                    latency_file.flush()
         elif frame.msg_type == WSMsgType.CLOSE:
             transport.disconnect()
 
@@ -515,8 +526,10 @@ def variant_note(name: str) -> str:
     return {
         "websockets": "floor: websockets + orjson, no work",
         "picows": "floor: picows + orjson, no work",
+        "picows-latency": "reference: twin -> picows receipt, no sink",
         "cryptofeed": "callback only; trade+orderbook (no ticker channel)",
-        "cryptofeed-kafka": "KafkaCallback, acks=all; trade+orderbook",
+        "cryptofeed-kafka": "KafkaCallback, acks=all; trade+orderbook; awaits each ack, "
+        "queues the rest unbounded",
         "kafka": "collect --sink kafka, acks=all",
         "kafka-2types": "collect --sink kafka --types trade,orderbook",
         "archive": "collect --sink archive",
@@ -570,6 +583,8 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
         request = subscribe_request(uuid.uuid4().hex, TYPES, MARKETS)
         driver = WEBSOCKETS_DRIVER if name == "websockets" else PICOWS_DRIVER
         argv = [sys.executable, "-c", driver, exchange.ws_url, request]
+        if latency and name == "picows":
+            argv.append(str(work / "latency.txt"))
     elif name.startswith("cryptofeed"):
         kafka = ctx.kafka if name == "cryptofeed-kafka" else ""
         argv = [sys.executable, "-c", CRYPTOFEED_DRIVER, exchange.ws_url, exchange.rest_url]
@@ -606,13 +621,30 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
         cpu_us_per_msg=cpu / (c1 - c0) * 1e6,
         rss_mb=client.rss_peak,
     )
-    if latency and ctx.probe is not None:
-        lat = sorted(ctx.probe.latencies(partitions, t0 * 1000, t1 * 1000))
+    if latency:
+        if name == "picows":
+            lat = sorted(receipt_latencies(work / "latency.txt", t0 * 1000, t1 * 1000))
+        else:
+            assert ctx.probe is not None
+            lat = sorted(ctx.probe.latencies(partitions, t0 * 1000, t1 * 1000))
         sample.p50_ms = lat[len(lat) // 2]
         sample.p99_ms = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     if not ctx.args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return sample
+
+
+def receipt_latencies(path: Path, from_ms: float, to_ms: float) -> list[float]:
+    """The picows reference: receipt time - exchange `tms` of messages received in the window."""
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and from_ms <= float(parts[0]) <= to_ms and float(parts[1]) > 0:
+            out.append(float(parts[0]) - float(parts[1]))
+    if not out:
+        msg = "the picows reference received nothing in the window"
+        raise VariantFailed(msg)
+    return out
 
 
 def make_counter(
@@ -652,7 +684,10 @@ def make_counter(
 def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
     cpu_rows = {v: Row(v, variant_note(v)) for v in args.variants}
     lat_rows = {
-        v: Row(f"{v} @{args.latency_rate:,.0f}/s", variant_note(v))
+        v: Row(
+            f"{v} @{args.latency_rate:,.0f}/s",
+            variant_note("picows-latency" if v == "picows" else v),
+        )
         for v in LATENCY_VARIANTS
         if v in args.variants and args.latency_rate > 0
     }

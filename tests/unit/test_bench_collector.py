@@ -78,3 +78,8 @@ def test_verdict_checks_each_target(bench: ModuleType) -> None:
     assert "2.00x picows floor (target <= 3x): MET" in line
     assert "p99 60.0 ms at 5,000 msgs/s (target < 50): NOT MET" in line
     assert "not measured" in bench.verdict(_rows(bench)[:1], 5000)
+
+
+def test_client_drivers_are_valid_python(bench: ModuleType) -> None:
+    for name in ("WEBSOCKETS_DRIVER", "PICOWS_DRIVER", "CRYPTOFEED_DRIVER"):
+        compile(getattr(bench, name), name, "exec")
