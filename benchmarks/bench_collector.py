@@ -212,8 +212,10 @@ class Sample:
     msgs_per_s: float
     cpu_us_per_msg: float
     rss_mb: float
-    p50_ms: float | None = None
+    p50_ms: float | None = None  # latency phase: exchange -> visible to read_committed
     p99_ms: float | None = None
+    p50_append_ms: float | None = None  # exchange -> broker append (LogAppendTime)
+    p99_append_ms: float | None = None
 
 
 @dataclass
@@ -313,6 +315,18 @@ def kafka_broker(bootstrap: str | None) -> Iterator[tuple[str | None, str]]:
         yield started, ""
 
 
+_TIMESTAMP = re.compile(rb'"timestamp":\s*([0-9.]+)')  # the event's exchange time
+
+
+@dataclass
+class Watch:
+    """A live consumer's record -> wall ms it became visible to read_committed consumers."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    visible: dict[tuple[str, int, int], float] = field(default_factory=dict)
+    future: Any = None
+
+
 class KafkaProbe:
     """Topic creation, end offsets and read-back on a private event loop in a thread."""
 
@@ -352,28 +366,63 @@ class KafkaProbe:
     def delivered(self, partitions: list[Any]) -> int:
         return int(sum(self.call(self.consumer.end_offsets(partitions), 10).values()))
 
-    def latencies(self, partitions: list[Any], from_ms: float, to_ms: float) -> list[float]:
-        """Broker append time - event `timestamp` (ms) of the records appended in the window."""
-        out, seen = self.call(self._read(partitions, from_ms, to_ms), 300)
-        if not out:
+    def watch(self, partitions: list[Any]) -> Watch:
+        """Start a live read_committed consumer: when each record became visible (wall ms)."""
+        watch = Watch()
+        watch.future = asyncio.run_coroutine_threadsafe(self._watch(partitions, watch), self.loop)
+        return watch
+
+    async def _watch(self, partitions: list[Any], watch: Watch) -> None:
+        consumer = self._consumer(fetch_max_wait_ms=5)
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            while not watch.stop.is_set():
+                batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
+                now = time.time() * 1000
+                for tp, records in batches.items():
+                    for record in records:
+                        watch.visible[(tp.topic, tp.partition, record.offset)] = now
+        finally:
+            await consumer.stop()
+
+    def latencies(
+        self, partitions: list[Any], watch: Watch, from_ms: float, to_ms: float
+    ) -> tuple[list[float], list[float]]:
+        """(visible, appended) latencies in ms of the records the broker appended in the
+        window: read_committed visibility (from ``watch``; never seen = infinite) and the
+        broker's append time, each minus the event's exchange `timestamp`."""
+        watch.stop.set()
+        with contextlib.suppress(Exception):
+            watch.future.result(30)
+        rows, seen = self.call(self._read(partitions, from_ms, to_ms), 300)
+        if not rows:
             msg = f"no broker-stamped record in the window ({seen})"
             raise VariantFailed(msg)
-        return list(out)
+        inf = float("inf")
+        visible = [watch.visible.get(key, inf) - stamp for key, _, stamp in rows]
+        appended = [append - stamp for _, append, stamp in rows]
+        return visible, appended
 
-    async def _read(
-        self, partitions: list[Any], from_ms: float, to_ms: float
-    ) -> tuple[list[float], dict[str, int]]:
-        import orjson
+    def _consumer(self, **options: Any) -> Any:
         from aiokafka import AIOKafkaConsumer
 
-        consumer = AIOKafkaConsumer(
+        return AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
             isolation_level="read_committed",
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            **options,
         )
+
+    async def _read(
+        self, partitions: list[Any], from_ms: float, to_ms: float
+    ) -> tuple[list[tuple[tuple[str, int, int], float, float]], dict[str, int]]:
+        """Every committed record appended in the window: (key, append ms, exchange ms)."""
+        consumer = self._consumer()
         await consumer.start()
-        out: list[float] = []
+        out: list[tuple[tuple[str, int, int], float, float]] = []
         seen = {"records": 0, "not_append_time": 0, "outside_window": 0, "no_timestamp": 0}
         try:
             consumer.assign(partitions)
@@ -383,7 +432,7 @@ class KafkaProbe:
             deadline = time.monotonic() + 240
             while left and time.monotonic() < deadline:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=20_000)
-                for records in batches.values():
+                for tp, records in batches.items():
                     for record in records:
                         seen["records"] += 1
                         if record.timestamp_type != 1:
@@ -392,12 +441,14 @@ class KafkaProbe:
                         if not from_ms <= record.timestamp <= to_ms:
                             seen["outside_window"] += 1
                             continue
-                        stamp = orjson.loads(record.value).get("timestamp")
-                        if not isinstance(stamp, int | float):
+                        match = _TIMESTAMP.search(record.value)
+                        if match is None:
                             seen["no_timestamp"] += 1
                             continue
+                        stamp = float(match.group(1))
                         stamp = stamp * 1000 if stamp < 1e11 else stamp  # cryptofeed: s
-                        out.append(record.timestamp - stamp)
+                        key = (tp.topic, tp.partition, record.offset)
+                        out.append((key, float(record.timestamp), stamp))
                 for tp in list(left):
                     if await consumer.position(tp) >= end[tp]:
                         left.discard(tp)
@@ -608,10 +659,15 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
                 UPBITPIPE_KAFKA__MIN_INSYNC_REPLICAS="1",
             )
 
+    watch = ctx.probe.watch(partitions) if latency and partitions and ctx.probe else None
     client = Client(argv, env, work / "client.log")
     count = make_counter(name, client, ctx, partitions, work / "state" / "status.json")
     try:
         window = measure_window(client, count, ctx.args.warmup, ctx.args.seconds)
+    except BaseException:
+        if watch is not None:
+            watch.stop.set()
+        raise
     finally:
         client.stop(graceful=argv[0] == cli_path())
     (t0, c0), (t1, c1) = window.start, window.end
@@ -625,8 +681,12 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
         if name == "picows":
             lat = sorted(receipt_latencies(work / "latency.txt", t0 * 1000, t1 * 1000))
         else:
-            assert ctx.probe is not None
-            lat = sorted(ctx.probe.latencies(partitions, t0 * 1000, t1 * 1000))
+            assert ctx.probe is not None and watch is not None
+            lat, appended = ctx.probe.latencies(partitions, watch, t0 * 1000, t1 * 1000)
+            lat.sort()
+            appended.sort()
+            sample.p50_append_ms = appended[len(appended) // 2]
+            sample.p99_append_ms = appended[min(len(appended) - 1, int(len(appended) * 0.99))]
         sample.p50_ms = lat[len(lat) // 2]
         sample.p99_ms = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     if not ctx.args.keep:
@@ -726,6 +786,11 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
                     continue
                 row.samples.append(sample)
                 lat = f" p50 {sample.p50_ms:.1f} ms p99 {sample.p99_ms:.1f} ms" if latency else ""
+                if sample.p99_append_ms is not None:
+                    lat += (
+                        f" (append: p50 {sample.p50_append_ms:.1f} ms"
+                        f" p99 {sample.p99_append_ms:.1f} ms)"
+                    )
                 print(
                     f"round {round_no} {row.name:24s} {sample.msgs_per_s:9,.0f} msgs/s "
                     f"{sample.cpu_us_per_msg:7.1f} CPU-µs/msg{lat}",
