@@ -62,6 +62,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -899,6 +900,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    # aiokafka logs its own retries (e.g. a new topic's leader not known yet) at ERROR
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     rows, meta = run(args)
     print(
         f"\n{len(MARKETS)} markets, {'+'.join(TYPES)}, SIMPLE, wss; medians of {args.runs} "
