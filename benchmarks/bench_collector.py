@@ -733,7 +733,13 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
         for v in LATENCY_VARIANTS
         if v in args.variants and args.latency_rate > 0
     }
-    meta: dict[str, Any] = {"load_start": os.getloadavg()[0], "started": time.time()}
+    meta: dict[str, Any] = {
+        "command": " ".join(sys.argv),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "load_start": os.getloadavg()[0],
+        "started": time.time(),
+    }
     needs_kafka = any(v in KAFKA_VARIANTS for v in args.variants)
     with contextlib.ExitStack() as stack:
         if args.keep:
@@ -903,8 +909,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # aiokafka logs its own retries (e.g. a new topic's leader not known yet) at ERROR
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     rows, meta = run(args)
+    print(f"\n{meta['date']}: {meta['command']}")
     print(
-        f"\n{len(MARKETS)} markets, {'+'.join(TYPES)}, SIMPLE, wss; medians of {args.runs} "
+        f"{len(MARKETS)} markets, {'+'.join(TYPES)}, SIMPLE, wss; medians of {args.runs} "
         f"runs, {args.seconds:g} s windows; load average {meta['load_start']:.1f} -> "
         f"{meta['load_end']:.1f}; {meta['minutes']:.1f} min on {os.cpu_count()} CPUs"
     )
