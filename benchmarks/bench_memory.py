@@ -174,6 +174,14 @@ def run(args: argparse.Namespace) -> None:
             "spooled_at_stop": sink.get("spooled_at_stop"),
             "lost_at_stop": sink.get("lost_at_stop"),
         }
+        if args.sink == "lake":  # rows per CPU-second of the whole collector process
+            rows = int(sink.get("rows_committed") or 0)
+            result["lake_rows_committed"] = rows
+            result["lake_rows_per_cpu_s"] = round(rows / max(1e-9, cpu.user + cpu.system))
+        result["load_average"] = [round(x, 2) for x in psutil.getloadavg()]
+        # RSS about every 30 s, to see a trend (or its absence) without the full series
+        step = max(1, round(30 / args.every))
+        result["rss_mb_every_30s"] = [round(r) for r in rss[::step]]
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -106,3 +106,35 @@ async def test_a_commit_cut_short_hands_its_events_back(tmp_path: Path) -> None:
     assert [e.record["sequential_id"] for e in taken] == [1, 2, 3]
     assert sink.pending_rows == 0
     release.set()
+
+
+async def test_small_writes_become_one_arrow_batch_per_table(tmp_path: Path) -> None:
+    """A slow market hands the sink a few events per write: they are converted together and
+    pypaimon gets one record batch per table and commit (its work is per batch)."""
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
+    await sink.open()
+    real = sink._commit_table
+    chunks: list[int] = []
+
+    def spy(name: str, arrow: Any) -> None:
+        chunks.append(arrow.column(0).num_chunks)
+        real(name, arrow)
+
+    sink._commit_table = spy  # type: ignore[method-assign]
+    for sid in range(1, 41):
+        await sink.write([trade(sid)])
+    assert sink.pending_rows == 40
+    await sink.flush()
+    assert chunks == [1]
+    assert sink.pending_rows == 0
+    for sid in range(30, 46):  # staged, not converted yet: handed back as they came
+        await sink.write([trade(sid)])
+    taken = sink.take_unflushed()
+    assert [e.record["sequential_id"] for e in taken] == list(range(30, 46))
+    assert sink.pending_rows == 0
+    await sink.write(taken)  # as the next start delivers a spool: 30..40 again, kept once
+    await sink.flush()
+    assert trade_id_counts(settings) == {("KRW-BTC", s): 1 for s in range(1, 46)}

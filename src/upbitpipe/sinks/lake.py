@@ -1,12 +1,15 @@
 """Lake sink: the embedded default - Paimon tables via pypaimon, on local disk or S3.
 
 Same layout as the Flink jobs (``upbitpipe.lake.tables``): trades deduplicated on
-(dt, market, sequential_id), full ticker and orderbook history, ticker_latest. Each written
-batch becomes Arrow at once (columnar rows are a fraction of the events' dicts, so the
-memory held for a commit is small and bounded); the rows are committed as one Paimon
-snapshot per table when ``lake.commit_rows`` rows (or ``COMMIT_BYTES``) are waiting or at
-every ``flush()`` (the runner calls it every
-``lake.commit_interval_seconds``). pypaimon is blocking, so commits run in a worker thread,
+(dt, market, sequential_id), full ticker and orderbook history, ticker_latest. Written events
+wait per type until ``STAGE_ROWS`` of them (or ``STAGE_BYTES`` of frames) are there, then
+become Arrow in one conversion (columnar rows are a fraction of the events' dicts, so the
+memory held for a commit is small and bounded; at a slow market the runner hands over a few
+events per write, and one conversion per few events cost more than the events). The rows
+are committed as one Paimon snapshot per table, handed to pypaimon as one record batch per
+table (it does its per-batch work - schema checks, system columns, buffering - once), when
+``lake.commit_rows`` rows (or ``COMMIT_BYTES``) are waiting or at every ``flush()`` (the
+runner calls it every ``lake.commit_interval_seconds``). pypaimon is blocking, so commits run in a worker thread,
 one at a time; a daemon thread, so a commit still running at a bounded shutdown neither
 blocks the exit nor loses its events (``take_unflushed`` hands them to the runner's spool;
 if the commit completes after all, the tables' primary keys make the redelivery harmless).
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 Rejected = list[tuple[SinkEvent, str]]
 Pending = dict[str, list[dict[str, pa.Table]]]  # event type -> per write batch: table -> rows
 COMMIT_BYTES = 16 * 1024 * 1024  # commit early once the pending Arrow rows hold this much
+STAGE_ROWS = 1024  # events of one type converted to Arrow together (faster per row than more)
+STAGE_BYTES = 1024 * 1024  # ... or fewer once their frames hold this much
 
 
 class LakeCommitError(ServiceUnavailableError):
@@ -102,6 +107,13 @@ class LakeSink:
         self._pending: Pending = {kind: [] for kind in EVENT_TABLES}
         self._pending_bytes = 0  # Arrow bytes pending (bounds the memory)
         self._pending_count = 0
+        # events not converted yet, by type (newer than everything in ``_pending``)
+        self._staged: dict[str, list[SinkEvent]] = {kind: [] for kind in EVENT_TABLES}
+        self._staged_bytes: dict[str, int] = dict.fromkeys(EVENT_TABLES, 0)
+        self._staged_count = 0
+        self._schemas = {name: table.arrow_schema() for name, table in LAKE_TABLES.items()}
+        # the same without ``dt`` (the first column), which is added after the conversion
+        self._bodies = {name: pa.schema(list(sch)[1:]) for name, sch in self._schemas.items()}
         # the batch a commit thread is working on, and the kinds it has committed so far
         self._committing: Pending = {}
         self._committed_kinds: list[str] = []
@@ -123,39 +135,60 @@ class LakeSink:
             self._tables[name] = self._catalog.get_table(f"{self.lake.database}.{name}")
 
     async def write(self, events: Sequence[SinkEvent]) -> None:
-        """Convert the batch to Arrow now (the events' dicts are then free), dead-letter
-        what cannot become a row, commit when ``commit_rows`` or ``COMMIT_BYTES`` is reached."""
-        by_kind: dict[str, list[SinkEvent]] = {}
+        """Stage the batch by type; convert a type's staged events to Arrow (the events'
+        dicts are then free) once ``STAGE_ROWS`` / ``STAGE_BYTES`` are reached; commit when
+        ``commit_rows`` or ``COMMIT_BYTES`` is reached."""
+        staged, staged_bytes = self._staged, self._staged_bytes
         for event in events:
-            if event.type in self._pending:
-                by_kind.setdefault(event.type, []).append(event)
-        for kind, kind_events in by_kind.items():
-            arrows: dict[str, pa.Table] = {}
-            by_columns: dict[tuple[str, ...], pa.Table] = {}
-            for table_name in EVENT_TABLES[kind]:
-                table = LAKE_TABLES[table_name]
-                key = tuple(table.column_names)
-                if key not in by_columns:
-                    arrow, bad = self._to_arrow(table, kind_events)
-                    by_columns[key] = arrow
-                    for event, reason in bad:
-                        await self.dead_letters.put("lake_row", reason, event.raw)
-                arrows[table_name] = by_columns[key]
-            first = arrows[EVENT_TABLES[kind][0]]
-            if first.num_rows:
-                self._pending[kind].append(arrows)
-                self._pending_count += first.num_rows
-                self._pending_bytes += sum(a.nbytes for a in by_columns.values())
-        if self._pending_count >= self.lake.commit_rows or self._pending_bytes >= COMMIT_BYTES:
+            kind_events = staged.get(event.type)
+            if kind_events is not None:
+                kind_events.append(event)
+                staged_bytes[event.type] += len(event.raw)
+                self._staged_count += 1
+        for kind, kind_events in staged.items():
+            if len(kind_events) >= STAGE_ROWS or staged_bytes[kind] >= STAGE_BYTES:
+                await self._convert(kind)
+        pending_bytes = self._pending_bytes + sum(staged_bytes.values())
+        if self.pending_rows >= self.lake.commit_rows or pending_bytes >= COMMIT_BYTES:
             await self.flush()
+
+    async def _convert(self, kind: str) -> None:
+        """The staged events of ``kind`` as Arrow, one table per distinct column set (a
+        ticker's ``ticker`` and ``ticker_latest`` rows share it); what cannot become a row
+        is dead-lettered."""
+        kind_events = self._staged[kind]
+        if not kind_events:
+            return
+        self._staged[kind] = []
+        self._staged_bytes[kind] = 0
+        self._staged_count -= len(kind_events)
+        arrows: dict[str, pa.Table] = {}
+        by_columns: dict[tuple[str, ...], pa.Table] = {}
+        for table_name in EVENT_TABLES[kind]:
+            table = LAKE_TABLES[table_name]
+            key = tuple(table.column_names)
+            if key not in by_columns:
+                arrow, bad = self._to_arrow(table, kind_events)
+                by_columns[key] = arrow
+                for event, reason in bad:
+                    await self.dead_letters.put("lake_row", reason, event.raw)
+            arrows[table_name] = by_columns[key]
+        first = arrows[EVENT_TABLES[kind][0]]
+        if first.num_rows:
+            self._pending[kind].append(arrows)
+            self._pending_count += first.num_rows
+            self._pending_bytes += sum(a.nbytes for a in by_columns.values())
 
     @property
     def pending_rows(self) -> int:
-        return self._pending_count
+        """Events written and not committed yet (converted or still staged)."""
+        return self._pending_count + self._staged_count
 
     async def flush(self) -> None:
         if self._commit is not None:  # a commit cut short by a cancelled flush: let it end
             await self._settle_commit()
+        for kind in EVENT_TABLES:
+            await self._convert(kind)
         if not self._pending_count:
             return
         batch = {kind: parts for kind, parts in self._pending.items() if parts}
@@ -204,6 +237,11 @@ class LakeSink:
             for arrows in parts:
                 for row in arrows[EVENT_TABLES[kind][0]].to_pylist():
                     out.append(SinkEvent(kind, str(row.get("market")), row, b""))
+        for kind_events in self._staged.values():  # newer than any converted row
+            out.extend(kind_events)
+        self._staged = {kind: [] for kind in EVENT_TABLES}
+        self._staged_bytes = dict.fromkeys(EVENT_TABLES, 0)
+        self._staged_count = 0
         self._committing = {}
         self._committed_kinds = []
         self._pending = {kind: [] for kind in EVENT_TABLES}
@@ -217,7 +255,10 @@ class LakeSink:
         once all its tables are, so a failure later on does not commit it twice."""
         for kind, parts in batch.items():
             for table_name in EVENT_TABLES[kind]:
+                # one chunk: pypaimon works per record batch (schema check, system columns,
+                # its write buffer), so a commit of many small parts paid that per part
                 arrow = pa.concat_tables([arrows[table_name] for arrows in parts])
+                arrow = arrow.combine_chunks()
                 self._commit_table(table_name, arrow)
                 self.rows_committed[table_name] += arrow.num_rows
             self._committed_kinds.append(kind)
@@ -228,29 +269,21 @@ class LakeSink:
         commit_arrow(self._tables[name], arrow, LAKE_TABLES[name].partition_keys)
 
     def _to_arrow(self, table: LakeTable, events: list[SinkEvent]) -> tuple[pa.Table, Rejected]:
-        """Rows as Arrow, converted in C by pyarrow; only ``dt`` is computed in Python
-        (cached per minute). Events with a missing key, or values pyarrow cannot convert,
-        take the slow checked path (``event_to_row``) and are rejected with a reason."""
-        time_column = table.time_column or "timestamp"
-        cache = self._dt_cache
+        """Rows as Arrow, converted in C by pyarrow straight from the records (no copy of
+        them); only ``dt`` is computed in Python (cached per minute) and added as a column.
+        Events with a missing key, or values pyarrow cannot convert, take the slow checked
+        path (``event_to_row``) and are rejected with a reason."""
+        schema = self._schemas[table.name]
         try:
-            rows: list[dict[str, Any]] = []
-            for event in events:
-                stamp = event.record.get(time_column)
-                if isinstance(stamp, int):
-                    minute = stamp // 60_000
-                    dt = cache.get(minute)
-                    if dt is None:
-                        if len(cache) > 10_000:
-                            cache.clear()
-                        dt = cache[minute] = event_dt(stamp, self.tz)
-                    rows.append({**event.record, "dt": dt})
-                else:
-                    rows.append(event.record)
-            arrow = pa.Table.from_pylist(rows, schema=table.arrow_schema())
-            keys = set(table.primary_key) | set(table.partition_keys)
-            if not any(arrow.column(k).null_count for k in keys):
-                return arrow, []
+            dts = self._dts(table, events)
+            if dts is not None and schema.names[0] == "dt":
+                body = pa.Table.from_pylist(
+                    [event.record for event in events], schema=self._bodies[table.name]
+                )
+                arrow = body.add_column(0, schema.field(0), pa.array(dts, pa.string()))
+                keys = set(table.primary_key) | set(table.partition_keys)
+                if not any(arrow.column(k).null_count for k in keys):
+                    return arrow, []
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
             pass  # one bad event: sort them out one by one below
         good: list[dict[str, Any]] = []
@@ -261,6 +294,25 @@ class LakeSink:
             except (LakeRowError, TypeError, ValueError, OverflowError) as exc:
                 bad.append((event, str(exc)))
         return rows_to_arrow(table, good), bad
+
+    def _dts(self, table: LakeTable, events: list[SinkEvent]) -> list[str] | None:
+        """Each event's ``dt`` from its epoch-ms time column (None if one has no such int:
+        the checked path decides)."""
+        time_column = table.time_column or "timestamp"
+        cache = self._dt_cache
+        out: list[str] = []
+        for event in events:
+            stamp = event.record.get(time_column)
+            if type(stamp) is not int:
+                return None
+            minute = stamp // 60_000
+            dt = cache.get(minute)
+            if dt is None:
+                if len(cache) > 10_000:
+                    cache.clear()
+                dt = cache[minute] = event_dt(stamp, self.tz)
+            out.append(dt)
+        return out
 
     async def close(self) -> None:
         if self.pending_rows:  # the runner spools them first; this is a bug guard
