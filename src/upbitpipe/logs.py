@@ -28,6 +28,7 @@ CHATTY_LIBRARIES = (
     "httpcore",
     "httpx",
     "kafka",
+    "picows",
     "py4j",
     "pyarrow",
     "pypaimon",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
+from typing import Any
 
 import picows
 import pytest
@@ -19,7 +21,11 @@ from upbitpipe.upbit.codec import MarketEvent, parse_frame, subscribe_request
 pytestmark = pytest.mark.timeout(60)
 
 MARKETS = ["KRW-BTC", "KRW-ETH"]
-NO_LIMITS = {"connect_per_second": None, "subscribe_per_second": None, "rest_per_second": None}
+NO_LIMITS: dict[str, Any] = {
+    "connect_per_second": None,
+    "subscribe_per_second": None,
+    "rest_per_second": None,
+}
 
 
 async def _wait_for(condition: object, what: str, seconds: float = 15.0) -> None:
@@ -31,13 +37,18 @@ async def _wait_for(condition: object, what: str, seconds: float = 15.0) -> None
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.parametrize("tls", [False, True], ids=["ws", "wss"])
 async def test_a_full_buffer_pauses_reading_until_taken_and_no_trade_is_lost(
-    monkeypatch: pytest.MonkeyPatch,
+    tls: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(transport_picows, "MAX_BUFFERED_FRAMES", 16)
-    options = ReplayOptions(markets=MARKETS, rate=2000.0, seed=5, **NO_LIMITS)  # type: ignore[arg-type]
+    options = ReplayOptions(
+        markets=MARKETS, rate=2000.0, seed=5, tls=tls, tls_dir=tmp_path, **NO_LIMITS
+    )
     received: list[Frame] = []
     async with ReplayServer(options) as server:
+        if server.cert_path is not None:
+            monkeypatch.setenv("SSL_CERT_FILE", str(server.cert_path))
         async with open_picows(server.ws_url, open_timeout=5) as session:
             assert isinstance(session, PicowsSession)
             await session.send_text(subscribe_request(uuid.uuid4().hex, ["trade"], MARKETS))

@@ -35,9 +35,7 @@ from upbitpipe.collector.transport import (
 MAX_BUFFERED_FRAMES = 1024  # then pause reading until the reader takes them
 MAX_BUFFERED_BYTES = 4 * 2**20
 
-# picows logs every connect and disconnect at INFO; the collector logs its own view of those
-_wire_log = logging.getLogger(__name__ + ".wire")
-_wire_log.setLevel(logging.WARNING)
+log = logging.getLogger(__name__)
 
 _DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
 
@@ -163,7 +161,7 @@ class PicowsSession:
         except TimeoutError:
             transport.disconnect(graceful=False)
         except Exception as exc:  # what broke it was seen by ``receive`` already
-            _wire_log.debug("closing: %s", exc)
+            log.debug("closing: %s", exc)
 
     async def _why_closed(self) -> str:
         """The close code the server sent, or what picows saw go wrong."""
@@ -193,7 +191,6 @@ async def open_picows(url: str, *, open_timeout: float) -> AsyncIterator[WireSes
                 ssl_context=context,
                 websocket_handshake_timeout=open_timeout,
                 max_frame_size=MAX_MESSAGE_BYTES,
-                logger_name=_wire_log,
                 enable_auto_ping=False,  # Upbit's keepalive is a text PING (UpbitConnection)
             ),
             open_timeout,
