@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -34,6 +35,12 @@ from upbitpipe.collector.transport import (
 
 MAX_BUFFERED_FRAMES = 1024  # then pause reading until the reader takes them
 MAX_BUFFERED_BYTES = 4 * 2**20
+MAX_BATCH_FRAMES = 1024  # handed over at once (the sinks' bounds see batches of this size)
+# The kernel's receive buffer for the socket. picows parses all it read in one go, whatever
+# the pause, and doubles its read buffer whenever a read fills it: left to TCP autotuning
+# (up to tcp_rmem's max, often 6-32 MB) a slow sink made both grow to that size. 1 MiB
+# (Linux doubles it) still carries far more than Upbit sends per round trip.
+RECEIVE_BUFFER_BYTES = 2**20
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +145,20 @@ class PicowsSession:
                 await waiter
             finally:
                 listener.waiter = None
-        batch = listener.frames
-        listener.frames = []
-        listener.buffered_bytes = 0
-        if listener.paused:
+        frames = listener.frames
+        if len(frames) <= MAX_BATCH_FRAMES:
+            batch = frames
+            listener.frames = []
+            listener.buffered_bytes = 0
+        else:
+            batch = frames[:MAX_BATCH_FRAMES]
+            del frames[:MAX_BATCH_FRAMES]
+            listener.buffered_bytes -= sum(len(raw) for raw, _ in batch)
+        if (
+            listener.paused
+            and len(listener.frames) < MAX_BUFFERED_FRAMES
+            and listener.buffered_bytes < MAX_BUFFERED_BYTES
+        ):
             listener.paused = False
             if not self._transport.is_disconnected:
                 self._transport.underlying_transport.resume_reading()
@@ -198,6 +215,10 @@ async def open_picows(url: str, *, open_timeout: float) -> AsyncIterator[WireSes
     except picows.WSError as exc:
         raise WireError.about(exc) from exc
     assert isinstance(listener, _Listener)
+    sock = transport.underlying_transport.get_extra_info("socket")
+    if sock is not None and RECEIVE_BUFFER_BYTES:  # 0: left to the kernel
+        with contextlib.suppress(OSError):  # already closed by the server: receive says so
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
     session = PicowsSession(transport, listener)
     try:
         yield session
