@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from upbitpipe.config import load_settings
-from upbitpipe.lake.read import trade_id_counts
+from upbitpipe.lake.read import read_table, trade_id_counts
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.sinks.lake import LakeCommitError, LakeSink
@@ -138,3 +138,45 @@ async def test_small_writes_become_one_arrow_batch_per_table(tmp_path: Path) -> 
     await sink.write(taken)  # as the next start delivers a spool: 30..40 again, kept once
     await sink.flush()
     assert trade_id_counts(settings) == {("KRW-BTC", s): 1 for s in range(1, 46)}
+
+
+def ticker(ts: int, volume: float, market: str = "KRW-BTC") -> SinkEvent:
+    record = {
+        "market": market,
+        "trade_price": volume * 10,
+        "acc_trade_volume": volume,
+        "timestamp": ts,
+        "_ingested_at": ts + 10,
+        "_source": "upbit_websocket",
+        "_collector": "test",
+    }
+    return SinkEvent("ticker", market, record, json.dumps(record).encode())
+
+
+async def test_commits_through_one_kept_writer_and_after_a_restart(tmp_path: Path) -> None:
+    """Several snapshots through the sink's kept writers, then a new sink (a restart):
+    ``ticker_latest`` holds the newest ticker by exchange time whatever the arrival order,
+    the history keeps every ticker once, a re-delivered trade is stored once."""
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+    base = 1_763_900_000_000
+    arrivals = [
+        [ticker(base + 3000, 3.0), trade(1)],
+        [ticker(base + 1000, 1.0), ticker(base + 5000, 5.0, "KRW-ETH")],
+        [ticker(base + 2000, 2.0), trade(1), trade(2)],
+    ]
+    for run in range(2):  # the second run is a restart: new writers on the same tables
+        sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
+        await sink.open()
+        for events in arrivals if run == 0 else [[ticker(base + 2500, 2.5), trade(2)]]:
+            await sink.write(events)
+            await sink.flush()
+        await sink.close()
+        assert sink.stats()["commits"] == (3 if run == 0 else 1)
+
+    latest = {r["market"]: r["timestamp"] for r in read_table(settings, "ticker_latest")}
+    assert latest == {"KRW-BTC": base + 3000, "KRW-ETH": base + 5000}
+    history = sorted(r["acc_trade_volume"] for r in read_table(settings, "ticker"))
+    assert history == [1.0, 2.0, 2.5, 3.0, 5.0]
+    assert trade_id_counts(settings) == {("KRW-BTC", 1): 1, ("KRW-BTC", 2): 1}

@@ -10,6 +10,7 @@ compute (other merge engines keep pypaimon's fold).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,15 +68,77 @@ def commit_arrow(paimon_table: Any, arrow: pa.Table, partition_keys: Sequence[st
     writer = builder.new_write()
     committer = builder.new_commit()
     try:
-        if paimon_table.options.bucket() == 1:
-            for part in split_by_partition(arrow, partition_keys):
-                writer.write_arrow(part, bucket=0)
-        else:
-            writer.write_arrow(arrow)
+        _write_arrow(paimon_table, writer, arrow, partition_keys)
         committer.commit(writer.prepare_commit())
     finally:
         writer.close()
         committer.close()
+
+
+def _write_arrow(
+    paimon_table: Any, writer: Any, arrow: pa.Table, partition_keys: Sequence[str]
+) -> None:
+    if paimon_table.options.bucket() == 1:
+        for part in split_by_partition(arrow, partition_keys):
+            writer.write_arrow(part, bucket=0)
+    else:
+        writer.write_arrow(arrow)
+
+
+class TableCommitter:
+    """Commits Arrow into one table, one snapshot per :meth:`commit`, with a pypaimon stream
+    writer kept from one commit to the next.
+
+    A new (batch) writer looks up the highest sequence number of each partition it writes
+    to by planning a scan of the partition's files: a cost that grows with every commit
+    (pypaimon does not compact), ~30 % of a commit after a few hundred of them. A kept
+    writer looks it up once and counts on. A failed commit drops the writer (its files may
+    stay as orphans: pypaimon never deletes files after a commit error, a snapshot may
+    reference them) and the next commit starts a fresh one. Thread-safe: one commit at a
+    time (the sink's commits run in worker threads).
+    """
+
+    def __init__(self, paimon_table: Any, partition_keys: Sequence[str]) -> None:
+        self.table = paimon_table
+        self.partition_keys = tuple(partition_keys)
+        self._lock = threading.Lock()
+        self._writer: Any = None
+        self._committer: Any = None
+        self._identifier = 0
+
+    def commit(self, arrow: pa.Table) -> None:
+        use_columnar_dedup_fold()
+        with self._lock:
+            if self._writer is None:
+                builder = self.table.new_stream_write_builder()
+                self._writer, self._committer = builder.new_write(), builder.new_commit()
+            try:
+                _write_arrow(self.table, self._writer, arrow, self.partition_keys)
+                self._identifier += 1
+                messages = self._writer.prepare_commit(self._identifier)
+                self._committer.commit(messages, self._identifier)
+            except BaseException:
+                self._drop()
+                raise
+
+    def close(self) -> None:
+        """Release the writer, unless a commit still holds it (a commit cut short by a
+        bounded shutdown runs on in its daemon thread: closing must not wait for it)."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop()
+            finally:
+                self._lock.release()
+
+    def _drop(self) -> None:
+        writer, committer = self._writer, self._committer
+        self._writer = self._committer = None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if committer is not None:
+                committer.close()
 
 
 def split_by_partition(arrow: pa.Table, partition_keys: Sequence[str]) -> list[pa.Table]:

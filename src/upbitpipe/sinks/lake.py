@@ -42,7 +42,7 @@ from upbitpipe.lake.tables import (
     event_to_row,
     rows_to_arrow,
 )
-from upbitpipe.lake.write import commit_arrow
+from upbitpipe.lake.write import TableCommitter
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 
@@ -101,6 +101,7 @@ class LakeSink:
         self.tz = ZoneInfo(self.lake.timezone)
         self._catalog: Any = None
         self._tables: dict[str, Any] = {}
+        self._committers: dict[str, TableCommitter] = {}
         # records waiting for the next commit, by event type (rows are built at commit time)
         # per event type: Arrow tables (one per write batch, keyed by lake table) waiting
         # for the next commit - columnar, a fraction of the memory of the events' dicts
@@ -133,6 +134,9 @@ class LakeSink:
         ensure_tables(self._catalog, self.lake.database, buckets=self.lake.buckets)
         for name in LAKE_TABLES:
             self._tables[name] = self._catalog.get_table(f"{self.lake.database}.{name}")
+            self._committers[name] = TableCommitter(
+                self._tables[name], LAKE_TABLES[name].partition_keys
+            )
 
     async def write(self, events: Sequence[SinkEvent]) -> None:
         """Stage the batch by type; convert a type's staged events to Arrow (the events'
@@ -266,7 +270,7 @@ class LakeSink:
         self.last_commit_at = time.time()
 
     def _commit_table(self, name: str, arrow: pa.Table) -> None:
-        commit_arrow(self._tables[name], arrow, LAKE_TABLES[name].partition_keys)
+        self._committers[name].commit(arrow)
 
     def _to_arrow(self, table: LakeTable, events: list[SinkEvent]) -> tuple[pa.Table, Rejected]:
         """Rows as Arrow, converted in C by pyarrow straight from the records (no copy of
@@ -317,6 +321,8 @@ class LakeSink:
     async def close(self) -> None:
         if self.pending_rows:  # the runner spools them first; this is a bug guard
             log.warning("lake: %d rows were not committed at close", self.pending_rows)
+        for committer in self._committers.values():
+            committer.close()
 
     def stats(self) -> dict[str, Any]:
         return {
