@@ -5,6 +5,12 @@ in its default mix (trade + ticker per trade, 30 % orderbooks), plus per-type ro
 Each figure is the median of ``--runs`` passes over ``--frames`` frames, single thread,
 in CPU time (``time.process_time``) so that other load on the machine distorts it less.
 
+The last rows are the collector's whole per-frame path without the transport: SIMPLE frames
+of 10 markets through ``CollectorService._on_shard_frames`` in batches of ``--batch``
+(parse, subscription/clock gate, dedup, data-contract record, resume bookkeeping, one buffer
+operation per batch) into a sink runner whose writer drops the events, with the startup
+objects frozen as ``collect`` does (``gc.freeze``).
+
     .venv/bin/python benchmarks/bench_parse.py
     .venv/bin/python benchmarks/bench_parse.py --frames 50000 --runs 7
 """
@@ -12,20 +18,38 @@ in CPU time (``time.process_time``) so that other load on the machine distorts i
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import json
 import platform
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import orjson
 
+from upbitpipe.collector.service import CollectorPlan, CollectorService
+from upbitpipe.config import Settings
 from upbitpipe.replay.market import SyntheticMarket
+from upbitpipe.sinks.base import SinkEvent
+from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.upbit.codec import parse_frame
+from upbitpipe.upbit.rest import UpbitRestClient
+
+PATH_MARKETS = [f"KRW-M{i:02d}" for i in range(10)]
+TYPES = ["ticker", "trade", "orderbook"]
 
 
-def frames(n: int, fmt: str, kind: str | None = None) -> list[bytes]:
-    market = SyntheticMarket(["KRW-BTC", "KRW-ETH", "KRW-XRP"], 42, 1_795_460_000_000, 0.3)
+def frames(
+    n: int,
+    fmt: str,
+    kind: str | None = None,
+    markets: Sequence[str] = ("KRW-BTC", "KRW-ETH", "KRW-XRP"),
+) -> list[bytes]:
+    market = SyntheticMarket(list(markets), 42, 1_795_460_000_000, 0.3)
     out: list[bytes] = []
     now = 1_795_460_000_000
     while len(out) < n:
@@ -47,12 +71,79 @@ def measure(fn: Callable[[bytes], object], data: list[bytes], runs: int) -> floa
     return statistics.median(samples)
 
 
+class DropSink:
+    """Counts and forgets (the writer side costs nothing but the runner's own work)."""
+
+    name = "drop"
+    flush_interval = 1.0
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def write(self, events: Sequence[SinkEvent]) -> None:
+        self.count += len(events)
+
+    async def flush(self) -> None:
+        return None
+
+    def take_unflushed(self) -> list[SinkEvent]:
+        return []
+
+    async def close(self) -> None:
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {"count": self.count}
+
+
+async def _collector_pass(data: list[bytes], batch: int) -> float:
+    """CPU seconds per frame of one pass through a fresh collector service."""
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = CollectorPlan(PATH_MARKETS, TYPES, [PATH_MARKETS])
+        sink = DropSink()
+        service = CollectorService(
+            Settings(),
+            plan,
+            [sink],
+            UpbitRestClient("http://127.0.0.1:9"),
+            DeadLetterBox(Path(tmp)),
+        )
+        runner = service.runners[0]
+        await runner.start()
+        gc.collect()
+        gc.freeze()  # as CollectorService.run does once the sinks are open
+        now = 1_795_460_000_000
+        started = time.process_time()
+        for start in range(0, len(data), batch):
+            chunk = [(raw, now + start) for raw in data[start : start + batch]]
+            await service._on_shard_frames(0, chunk)
+            service.ledger.advance()  # what the state keeper does every 0.25 s
+            if not start % (batch * 8):
+                await asyncio.sleep(0)  # let the writer drain, as the transport does
+        await runner.stop(timeout=10)
+        service.ledger.advance()
+        elapsed = time.process_time() - started
+        gc.unfreeze()
+    if sink.count != len(data):
+        msg = f"collector path delivered {sink.count} of {len(data)} frames"
+        raise RuntimeError(msg)
+    return elapsed / len(data)
+
+
+def measure_collector(data: list[bytes], runs: int, batch: int) -> float:
+    return statistics.median(asyncio.run(_collector_pass(data, batch)) for _ in range(runs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--frames", type=int, default=30_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=64, help="frames per batch (collector rows)")
     args = parser.parse_args()
 
     rows: list[tuple[str, str, float, float]] = []
@@ -69,6 +160,11 @@ def main() -> None:
         ]
         for name, fn, data in cases:
             rows.append((label, name, measure(fn, data, args.runs), size))
+    path_frames = frames(args.frames, "SIMPLE", markets=PATH_MARKETS)
+    path_size = statistics.mean(len(f) for f in path_frames)
+    for batch in sorted({1, args.batch}):
+        seconds = measure_collector(path_frames, args.runs, batch)
+        rows.append(("mix, 10 m", f"collector path, batch {batch}", seconds, path_size))
 
     print(
         f"# bench_parse: {args.frames} frames x {args.runs} runs (median), "
