@@ -568,9 +568,9 @@ def _freeze_startup_objects() -> None:
     """Move what exists now (modules, settings, sink clients: ~100,000 objects that live as
     long as the process) out of the cyclic GC's sight: otherwise every full collection walks
     them all again while events stream through (see benchmarks/README.md, "hot path").
-    Garbage is collected first so that nothing unreachable is frozen; ``run`` unfreezes at
-    its end."""
-    gc.collect()
+    (No ``gc.collect()`` first: a full collection of a freshly started process takes
+    long enough to delay the first subscription, and what it would free is little.)
+    ``run`` unfreezes at its end."""
     gc.freeze()
 
 
