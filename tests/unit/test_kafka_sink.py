@@ -39,14 +39,28 @@ class FakeBroker:
         self.commit_hangs = False
         self.ack_hangs = False
         self.too_large_on_broker: set[bytes] = set()
-        self.too_large_on_client: set[bytes] = set()
         self.starts = 0
         self.aborts = 0
+        self.batches: list[tuple[int, int]] = []  # (partition, records) per send_batch
+        self.partition_of: dict[bytes, int] = {}
 
     def settle(self, marker: InDoubt) -> bool:
         return any(off == marker.offset for off, _ in self.landed)
 
     landed: list[tuple[int, bytes]]
+
+
+class FakeBatch:
+    """Holds up to 3 records (a full batch refuses the next one, as aiokafka's does)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[bytes, bytes]] = []
+
+    def append(self, *, key: bytes, value: bytes, timestamp: int | None) -> object | None:
+        if len(self.records) >= 3:
+            return None
+        self.records.append((key, value))
+        return object()
 
 
 class FakeProducer:
@@ -68,23 +82,31 @@ class FakeProducer:
         self.poisoned = False
         self.broker.open = []
 
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[Any]:
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
         assert self.in_txn, "send outside a transaction"
-        if value in self.broker.too_large_on_client:
-            msg = "too large"
-            raise MessageSizeTooLargeError(msg)
+        self.broker.batches.append((partition, len(batch.records)))
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.broker.ack_hangs:
             return future
-        if value in self.broker.too_large_on_broker:
+        if any(value in self.broker.too_large_on_broker for _, value in batch.records):
             self.poisoned = True
             future.set_exception(MessageSizeTooLargeError("too large"))
             return future
-        offset = self.broker.offset
-        self.broker.offset += 1
-        self.broker.open.append((offset, value))
-        tp = TopicPartition(topic, 0)
-        future.set_result(RecordMetadata(topic, 0, tp, offset, 0, 0, 0))
+        base = self.broker.offset
+        for key, value in batch.records:
+            self.broker.partition_of.setdefault(key, partition)
+            assert self.broker.partition_of[key] == partition, "a market changed partition"
+            self.broker.open.append((self.broker.offset, value))
+            self.broker.offset += 1
+        future.set_result(
+            RecordMetadata(topic, partition, TopicPartition(topic, partition), base, 0, 0, 0)
+        )
         return future
 
     async def commit_transaction(self) -> None:
@@ -111,12 +133,15 @@ class FakeProducer:
         self.in_txn = False
 
 
+MARKETS = ["KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL"]
+
+
 def _events(n: int, start: int = 0) -> list[SinkEvent]:
     return [
         SinkEvent(
             type="trade",
-            market="KRW-BTC",
-            record={"market": "KRW-BTC", "sequential_id": i},
+            market=MARKETS[i % len(MARKETS)],
+            record={"market": MARKETS[i % len(MARKETS)], "sequential_id": i},
             raw=b"",
         )
         for i in range(start, start + n)
@@ -124,7 +149,7 @@ def _events(n: int, start: int = 0) -> list[SinkEvent]:
 
 
 def _ids(values: list[bytes]) -> list[int]:
-    return [int(orjson.loads(v)["sequential_id"]) for v in values]
+    return sorted(int(orjson.loads(v)["sequential_id"]) for v in values)
 
 
 def _sink(tmp_path: Path, broker: FakeBroker, **kw: Any) -> KafkaSink:
@@ -284,17 +309,37 @@ async def test_stale_marker_after_ack_is_dropped(tmp_path: Path, broker: FakeBro
 async def test_permanent_rejects_are_dead_lettered_alone(
     tmp_path: Path, broker: FakeBroker
 ) -> None:
-    events = _events(6)
-    broker.too_large_on_broker = {orjson.dumps(events[1].record)}
-    broker.too_large_on_client = {orjson.dumps(events[4].record)}
+    """A record the brokers refuse poisons its batch's transaction: abort, find it by
+    sending that batch's records one by one, dead-letter it alone, commit the rest once. A
+    record too large to send at all never leaves the client."""
+    events = _events(8)
+    events[5] = SinkEvent("trade", "KRW-XRP", {"sequential_id": 5, "pad": "x" * 1_100_000}, b"")
+    broker.too_large_on_broker = {orjson.dumps(events[4].record)}  # shares KRW-BTC's batch
     sink = _sink(tmp_path, broker)
     await sink.open()
     await sink.write(events)
     await sink.close()
-    assert _ids(broker.committed) == [0, 2, 3, 5]
-    assert broker.aborts == 1  # the broker-side reject poisoned the first transaction
+    assert _ids(broker.committed) == [0, 1, 2, 3, 6, 7]
+    assert broker.aborts == 2  # the poisoned batch, then the offender alone
     assert sink.stats()["spool_records"] == 0
-    assert len(list((tmp_path / "dead").rglob("*"))) > 0
+    assert len(list((tmp_path / "dead").rglob("*.*"))) > 0
+
+
+async def test_one_batch_per_partition_and_a_market_keeps_its_partition(
+    tmp_path: Path, broker: FakeBroker
+) -> None:
+    sink = _sink(tmp_path, broker)
+    await sink.open()
+    await sink.write(_events(24))
+    await sink.write(_events(24, 24))
+    await sink.close()
+    assert _ids(broker.committed) == list(range(48))
+    per_partition: dict[int, int] = {}
+    for partition in broker.partition_of.values():
+        per_partition[partition] = per_partition.get(partition, 0) + 6  # 6 per market/write
+    expected = 2 * sum(-(-n // 3) for n in per_partition.values())  # full at 3 records
+    assert len(broker.batches) == expected
+    assert sink.stats()["sent"] == 48
 
 
 def test_transactional_id_is_kept_per_state_dir(tmp_path: Path) -> None:
@@ -315,3 +360,16 @@ def test_spool_head_position_moves_with_every_ack(tmp_path: Path) -> None:
         spool.ack(1)
         assert spool.head_position() not in seen
         seen.add(spool.head_position())
+
+
+def test_partitions_are_those_of_aiokafkas_default_partitioner(tmp_path: Path) -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    sink = KafkaSink(KafkaSettings(), tmp_path, DeadLetterBox(tmp_path / "dead"))
+    for count in (1, 3, 7):
+        partitions = list(range(count))
+        for i in range(300):
+            key = f"KRW-M{i:03d}".encode()
+            assert sink._partition_of(key, partitions) == DefaultPartitioner()(  # noqa: SLF001
+                key, partitions, partitions
+            )

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +41,7 @@ from aiokafka.errors import (
     UnsupportedCodecError,
     UnsupportedSaslMechanismError,
 )
+from aiokafka.partitioner import murmur2
 
 from upbitpipe.backoff import Backoff
 from upbitpipe.config import KafkaSettings, reveal
@@ -69,6 +71,8 @@ _AUTH_ERRORS = (
     UnsupportedSaslMechanismError,
 )
 ProducerFactory = Callable[[], AIOKafkaProducer]
+MAX_REQUEST_BYTES = 1_048_576  # the producer's max_request_size: a larger record cannot go
+_RECORD_OVERHEAD = 128  # batch header and record framing, generously
 Settle = Callable[[InDoubt], Awaitable[bool | None]]
 
 
@@ -83,6 +87,7 @@ def producer_options(settings: KafkaSettings, txn_id: str | None = None) -> dict
         "linger_ms": settings.linger_ms,
         "max_batch_size": settings.max_batch_bytes,
         "request_timeout_ms": settings.request_timeout_ms,
+        "max_request_size": MAX_REQUEST_BYTES,
         **security_options(settings),
     }
     if txn_id is not None:
@@ -168,6 +173,7 @@ class KafkaSink:
         self._marker_path = spool_dir / MARKER_FILE
         self._in_doubt: InDoubt | None = None
         self._committing: tuple[InDoubt, list[SpoolRecord]] | None = None
+        self._partitions: dict[tuple[bytes, int], int] = {}  # (key, partition count) -> index
         self._producer: AIOKafkaProducer | None = None
         self._spool: DiskSpool | None = None
         self._lock = asyncio.Lock()
@@ -357,6 +363,7 @@ class KafkaSink:
             return _Outcome(retry=records)
         deadline = self.settings.request_timeout_ms / 1000 + 1.0
         pending = records
+        alone: set[int] = set()  # records that go in a batch of their own (after a reject)
         self._committing = None
         while True:
             try:
@@ -365,7 +372,8 @@ class KafkaSink:
             except Exception as exc:  # no producer id (Kafka away), fenced, bad state
                 self._note_error(exc)
                 return _Outcome(retry=pending)
-            futures, failed = await self._send_all(producer, pending, deadline)
+            futures, failed = await self._send_all(producer, pending, deadline, alone)
+            shared = Counter(id(f) for f in futures)
             rejected: list[SpoolRecord] = []
             poisoned = False  # a broker-side reject leaves the transaction abortable only
             last: Any = None
@@ -381,6 +389,9 @@ class KafkaSink:
                     continue
                 elif isinstance(error, _PERMANENT):
                     poisoned = True
+                    if shared[id(future)] > 1:  # its batch was refused: find which one alone
+                        alone.add(id(record))
+                        continue
                 else:
                     self._note_error(error)
                     failed = True
@@ -419,25 +430,54 @@ class KafkaSink:
             return _Outcome(committed=len(pending))
 
     async def _send_all(
-        self, producer: AIOKafkaProducer, records: list[SpoolRecord], deadline: float
+        self,
+        producer: AIOKafkaProducer,
+        records: list[SpoolRecord],
+        deadline: float,
+        alone: set[int] | frozenset[int] = frozenset(),
     ) -> tuple[list[Any], bool]:
-        """One ``send`` per record; a record the client refuses outright (too large) gets its
-        exception in place of a future. True when sending stopped early."""
+        """Send ``records`` as one batch per partition (split where a batch is full): per
+        record, the future of its batch, or the exception of a record refused outright (too
+        large to send). True when sending stopped early.
+
+        Partitions are chosen as aiokafka's default partitioner does (murmur2 of the key
+        over the sorted partitions), so a market keeps its partition; one ``send_batch`` per
+        partition instead of one ``send`` and future per record.
+        """
         futures: list[Any] = [None] * len(records)
-        pending: list[asyncio.Future[Any]] = []
+        sent: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(deadline):
+                partitions: dict[str, list[int]] = {}
+                filling: dict[tuple[str, int], tuple[Any, list[int]]] = {}
                 for index, record in enumerate(records):
-                    try:
-                        future = await producer.send(record.topic, record.value, key=record.key)
-                    except _PERMANENT as exc:
-                        futures[index] = exc
+                    if len(record.key) + len(record.value) + _RECORD_OVERHEAD > MAX_REQUEST_BYTES:
+                        futures[index] = MessageSizeTooLargeError(
+                            f"{len(record.value)} bytes, more than {MAX_REQUEST_BYTES} per request"
+                        )
                         continue
-                    future.add_done_callback(_consume_result)
-                    futures[index] = future
-                    pending.append(future)
-                if pending:
-                    await asyncio.wait(pending)
+                    topic = record.topic
+                    known = partitions.get(topic)
+                    if known is None:
+                        known = partitions[topic] = sorted(await producer.partitions_for(topic))
+                    tp = (topic, self._partition_of(record.key, known))
+                    if id(record) in alone:
+                        batch = producer.create_batch()
+                        batch.append(key=record.key, value=record.value, timestamp=None)
+                        sent.append(await self._ship(producer, tp, batch, [index], futures))
+                        continue
+                    entry = filling.get(tp)
+                    if entry is None:
+                        entry = filling[tp] = (producer.create_batch(), [])
+                    if entry[0].append(key=record.key, value=record.value, timestamp=None) is None:
+                        sent.append(await self._ship(producer, tp, *entry, futures))
+                        entry = filling[tp] = (producer.create_batch(), [])
+                        entry[0].append(key=record.key, value=record.value, timestamp=None)
+                    entry[1].append(index)
+                for tp, (batch, indexes) in filling.items():
+                    sent.append(await self._ship(producer, tp, batch, indexes, futures))
+                if sent:
+                    await asyncio.wait(sent)
         except TimeoutError:
             self._note_error(TimeoutError(f"no acknowledgement within {deadline:.0f}s"))
             return futures, True
@@ -445,6 +485,29 @@ class KafkaSink:
             self._note_error(exc)
             return futures, True
         return futures, False
+
+    @staticmethod
+    async def _ship(
+        producer: AIOKafkaProducer,
+        tp: tuple[str, int],
+        batch: Any,
+        indexes: list[int],
+        futures: list[Any],
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await producer.send_batch(batch, tp[0], partition=tp[1])
+        future.add_done_callback(_consume_result)
+        for index in indexes:
+            futures[index] = future
+        return future
+
+    def _partition_of(self, key: bytes, partitions: list[int]) -> int:
+        """aiokafka's default partitioner for a keyed record (Java's murmur2), cached."""
+        cached = self._partitions.get((key, len(partitions)))
+        if cached is None:
+            cached = self._partitions[(key, len(partitions))] = (murmur2(key) & 0x7FFFFFFF) % len(
+                partitions
+            )
+        return partitions[cached]
 
     async def _abort(self, producer: AIOKafkaProducer, deadline: float) -> bool:
         """Abort the open transaction; False when that did not work (drop the producer:
