@@ -62,6 +62,9 @@ class FakeBatch:
         self.records.append((key, value))
         return object()
 
+    def close(self) -> None:
+        return None
+
 
 class FakeProducer:
     def __init__(self, broker: FakeBroker) -> None:

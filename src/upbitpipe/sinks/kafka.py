@@ -494,6 +494,7 @@ class KafkaSink:
         indexes: list[int],
         futures: list[Any],
     ) -> asyncio.Future[Any]:
+        batch.close()  # complete: sent at once, without lingering for more records
         future: asyncio.Future[Any] = await producer.send_batch(batch, tp[0], partition=tp[1])
         future.add_done_callback(_consume_result)
         for index in indexes:
