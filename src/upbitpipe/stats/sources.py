@@ -220,7 +220,9 @@ async def _kafka_rows(settings: Settings) -> list[dict[str, Any]]:
                     {
                         "what": f"{topic}[{tp.partition}]",
                         "value": ends[tp],
-                        "detail": "; ".join(lags),
+                        # an offset, not a record count: each transaction commit adds
+                        # a marker to the partitions it wrote
+                        "detail": "; ".join(["end offset", *lags]),
                     }
                 )
         return rows
