@@ -364,6 +364,7 @@ class KafkaSink:
         deadline = self.settings.request_timeout_ms / 1000 + 1.0
         pending = records
         alone: set[int] = set()  # records that go in a batch of their own (after a reject)
+        rounds = 0
         self._committing = None
         while True:
             try:
@@ -406,11 +407,21 @@ class KafkaSink:
                 pending = [r for r in pending if id(r) not in gone]
             if failed or poisoned or not pending:
                 aborted = await self._abort(producer, deadline)
-                if failed or not aborted:
+                rounds += 1
+                # each such round dead-letters a record or splits a batch: it ends
+                if poisoned and pending and rounds <= len(records) + 2:
+                    # A refused batch used up sequence numbers the brokers never saw (later
+                    # batches of its partition fail out of order): a fresh producer (new
+                    # epoch, sequences from 0) sends the rest in a new transaction.
+                    await self._drop_producer()
+                    if not await self._start_producer():
+                        return _Outcome(retry=pending)
+                    assert self._producer is not None
+                    producer = self._producer
+                    continue
+                if failed or not aborted or pending:
                     return _Outcome(retry=pending)  # the caller drops this producer
-                if not pending:
-                    return _Outcome()
-                continue  # the rest in a new transaction
+                return _Outcome()
             doubt = InDoubt(topic=last.topic, partition=last.partition, offset=last.offset)
             if before_commit is not None:
                 await before_commit(doubt)
