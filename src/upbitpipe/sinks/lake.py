@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 
 Rejected = list[tuple[SinkEvent, str]]
 Pending = dict[str, list[dict[str, pa.Table]]]  # event type -> per write batch: table -> rows
-COMMIT_BYTES = 16 * 1024 * 1024  # commit early once the pending Arrow rows hold this much
+# commit early once the pending Arrow rows hold this much (16 MiB: +20 MB peak RSS, same CPU)
+COMMIT_BYTES = 8 * 1024 * 1024
 STAGE_ROWS = 1024  # events of one type converted to Arrow together (faster per row than more)
 STAGE_BYTES = 1024 * 1024  # ... or fewer once their frames hold this much
 
