@@ -63,11 +63,16 @@ def expected_trade_ids(
     """
     expected: set[tuple[str, int]] = set()
     for market in markets:
-        by_sid = {int(t["sequential_id"]): int(t["trade_timestamp"]) for t in generated(market)}
-        ours = [by_sid[sid] for (m, sid) in collected if m == market and sid in by_sid]
+        made = [(int(t["sequential_id"]), int(t["trade_timestamp"])) for t in generated(market)]
+        order = {sid: index for index, (sid, _) in enumerate(made)}
+        ours = [order[sid] for (m, sid) in collected if m == market and sid in order]
         if ours:
-            lo, hi = min(ours), max(ours) - in_flight_ms
-            expected |= {(market, sid) for sid, ts in by_sid.items() if lo <= ts <= hi}
+            # the window opens at the first trade collected in the exchange's own order, not
+            # at its millisecond: trades of that millisecond made before it predate the first
+            # subscription (ids within a millisecond are not in time order)
+            first = min(ours)
+            hi = max(made[i][1] for i in ours) - in_flight_ms
+            expected |= {(market, sid) for sid, ts in made[first:] if ts <= hi}
     return expected
 
 
