@@ -35,13 +35,13 @@ delivered message and lasts ``--seconds``; start-up and shutdown are outside it)
       archive, lake           `written` of the sink in the collector's status.json
                               (events the sink accepted; the lake commits them every
                               `lake.commit_rows` rows / 16 MiB / flush interval).
-  * latency (latency phase): exchange event `timestamp` -> the moment the live
-    read_committed consumer (fetch wait 5 ms) received the record: the commit as downstream
-    sees it, an upper bound of the producer's ack by one fetch. For the records the broker
-    appended inside the window: the topics are created before the client starts with
-    `message.timestamp.type=LogAppendTime` and read back after the run, which also gives
-    exchange -> broker append (printed per run and kept in --json). A record appended but
-    never seen by the live consumer counts as infinitely late.
+  * latency (latency phase): exchange event `timestamp` -> the moment a live
+    read_committed consumer (in this process, fetch wait 5 ms) received the record: the
+    commit as downstream sees it, at most one fetch later than the producer's ack. For the
+    records the broker appended inside the window (the topics are created before the
+    client starts with `message.timestamp.type=LogAppendTime`, so a record's timestamp is
+    its broker append time; exchange -> append is printed per run and kept in --json).
+    After the client stops, the consumer reads on until nothing new came for 3 s.
   * peak RSS: the largest RSS sampled.
 
 Kafka: one broker from the pinned Apache jars, started by the project's infra code (the same
@@ -328,8 +328,10 @@ class Watch:
 
     keep_times: bool = False  # the latency phase needs each record's time; counting does not
     count: int = 0  # records visible so far
+    last_seen: float = 0.0  # monotonic time of the last record
     stop: threading.Event = field(default_factory=threading.Event)
-    visible: dict[tuple[str, int, int], float] = field(default_factory=dict)
+    # (visible wall ms, broker append ms or None, exchange ms or None) per record
+    rows: list[tuple[float, float | None, float | None]] = field(default_factory=list)
     future: Any = None
 
 
@@ -373,30 +375,48 @@ class KafkaProbe:
             while not watch.stop.is_set():
                 batches = await consumer.getmany(timeout_ms=100, max_records=10_000)
                 now = time.time() * 1000
-                for tp, records in batches.items():
+                for records in batches.values():
                     watch.count += len(records)
+                    watch.last_seen = time.monotonic()
                     if watch.keep_times:
                         for record in records:
-                            watch.visible[(tp.topic, tp.partition, record.offset)] = now
+                            match = _TIMESTAMP.search(record.value or b"")
+                            stamp = float(match.group(1)) if match else None
+                            if stamp is not None and stamp < 1e11:
+                                stamp *= 1000  # cryptofeed: seconds
+                            append = float(record.timestamp) if record.timestamp_type == 1 else None
+                            watch.rows.append((now, append, stamp))
         finally:
             await consumer.stop()
 
     def latencies(
-        self, partitions: list[Any], watch: Watch, from_ms: float, to_ms: float
+        self, watch: Watch, from_ms: float, to_ms: float
     ) -> tuple[list[float], list[float]]:
         """(visible, appended) latencies in ms of the records the broker appended in the
-        window: read_committed visibility (from ``watch``; never seen = infinite) and the
-        broker's append time, each minus the event's exchange `timestamp`."""
+        window: when the live read_committed consumer received them and the broker's append
+        time, each minus the event's exchange `timestamp`. Called after the client stopped:
+        the consumer first reads on until nothing new came for 3 s (at most 60 s), so records
+        committed late are counted late, not left out."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and time.monotonic() - watch.last_seen < 3:
+            time.sleep(0.2)
         watch.stop.set()
         with contextlib.suppress(Exception):
             watch.future.result(30)
-        rows, seen = self.call(self._read(partitions, from_ms, to_ms), 300)
-        if not rows:
+        seen = {"records": len(watch.rows), "not_append_time": 0, "no_timestamp": 0}
+        visible: list[float] = []
+        appended: list[float] = []
+        for at, append, stamp in watch.rows:
+            if append is None:
+                seen["not_append_time"] += 1
+            elif stamp is None:
+                seen["no_timestamp"] += 1
+            elif from_ms <= append <= to_ms:
+                visible.append(at - stamp)
+                appended.append(append - stamp)
+        if not visible:
             msg = f"no broker-stamped record in the window ({seen})"
             raise VariantFailed(msg)
-        inf = float("inf")
-        visible = [watch.visible.get(key, inf) - stamp for key, _, stamp in rows]
-        appended = [append - stamp for _, append, stamp in rows]
         return visible, appended
 
     def _consumer(self, **options: Any) -> Any:
@@ -409,46 +429,6 @@ class KafkaProbe:
             max_partition_fetch_bytes=8 * 1024 * 1024,
             **options,
         )
-
-    async def _read(
-        self, partitions: list[Any], from_ms: float, to_ms: float
-    ) -> tuple[list[tuple[tuple[str, int, int], float, float]], dict[str, int]]:
-        """Every committed record appended in the window: (key, append ms, exchange ms)."""
-        consumer = self._consumer()
-        await consumer.start()
-        out: list[tuple[tuple[str, int, int], float, float]] = []
-        seen = {"records": 0, "not_append_time": 0, "outside_window": 0, "no_timestamp": 0}
-        try:
-            consumer.assign(partitions)
-            end = await consumer.end_offsets(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            left = {tp for tp in partitions if end[tp] > 0}
-            deadline = time.monotonic() + 240
-            while left and time.monotonic() < deadline:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=20_000)
-                for tp, records in batches.items():
-                    for record in records:
-                        seen["records"] += 1
-                        if record.timestamp_type != 1:
-                            seen["not_append_time"] += 1
-                            continue
-                        if not from_ms <= record.timestamp <= to_ms:
-                            seen["outside_window"] += 1
-                            continue
-                        match = _TIMESTAMP.search(record.value)
-                        if match is None:
-                            seen["no_timestamp"] += 1
-                            continue
-                        stamp = float(match.group(1))
-                        stamp = stamp * 1000 if stamp < 1e11 else stamp  # cryptofeed: s
-                        key = (tp.topic, tp.partition, record.offset)
-                        out.append((key, float(record.timestamp), stamp))
-                for tp in list(left):
-                    if await consumer.position(tp) >= end[tp]:
-                        left.discard(tp)
-        finally:
-            await consumer.stop()
-        return out, seen
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -676,7 +656,7 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
             lat = sorted(receipt_latencies(work / "latency.txt", t0 * 1000, t1 * 1000))
         else:
             assert ctx.probe is not None and watch is not None
-            lat, appended = ctx.probe.latencies(partitions, watch, t0 * 1000, t1 * 1000)
+            lat, appended = ctx.probe.latencies(watch, t0 * 1000, t1 * 1000)
             lat.sort()
             appended.sort()
             sample.p50_append_ms = appended[len(appended) // 2]
