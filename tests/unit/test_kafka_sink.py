@@ -376,3 +376,33 @@ def test_partitions_are_those_of_aiokafkas_default_partitioner(tmp_path: Path) -
             assert sink._partition_of(key, partitions) == DefaultPartitioner()(  # noqa: SLF001
                 key, partitions, partitions
             )
+
+
+async def test_restart_read_back_covers_a_first_start_tip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed within seconds of its first start, a run leaves tips without a receive time;
+    what it sent to Kafka must still be read back, from the first subscription on."""
+    from types import SimpleNamespace
+
+    from upbitpipe.collector import kafka_seen, runtime
+    from upbitpipe.collector.resume import Tip
+    from upbitpipe.config import load_settings
+
+    calls: list[int] = []
+
+    async def fake_read(settings: KafkaSettings, since: int, spool_dir: Path) -> set[Any]:
+        calls.append(since)
+        return {("KRW-BTC", 1)}
+
+    monkeypatch.setattr(kafka_seen, "trades_in_kafka", fake_read)
+    settings = load_settings(
+        None, {"collector.sinks": "kafka,lake", "collector.state_dir": str(tmp_path)}, env={}
+    ).settings
+    state = SimpleNamespace(
+        resume=SimpleNamespace(tips={"KRW-BTC": Tip(ms=1_000_000), "KRW-ETH": Tip(ms=2_000_000)}),
+        gaps=SimpleNamespace(open_gaps=list),
+    )
+    seen = await runtime.kafka_read_back(settings, state)  # type: ignore[arg-type]
+    assert calls == [1_000_000]
+    assert seen == {("KRW-BTC", 1)}

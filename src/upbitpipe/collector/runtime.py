@@ -184,7 +184,9 @@ async def kafka_read_back(settings: Settings, state: CollectorState) -> set[tupl
     """Trades Kafka (or the Kafka sink's spool) already holds from where this run resumes."""
     if "kafka" not in settings.collector.sinks or not settings.collector.backfill:
         return None
-    received = [t.received_ms for t in state.resume.tips.values() if t.received_ms]
+    # a tip without a receive time is a first start's (its time is our clock at the first
+    # subscription): Kafka may hold what that run sent before it was killed
+    received = [t.received_ms or t.ms for t in state.resume.tips.values()]
     open_gaps = state.gaps.open_gaps()
     if not received and not open_gaps:
         return None
