@@ -45,7 +45,8 @@ class Sink(Protocol):
       runner calls it at a shutdown that cannot wait for the destination, and puts them in
       its own on-disk spool, which the next start delivers first. A redelivery of an event
       whose commit did complete after all must be harmless (the lake's primary keys
-      deduplicate it; Kafka consumers see at-least-once).
+      deduplicate it; the Kafka sink does not hand back a batch whose transaction commit
+      is in doubt, it spools it with a marker that the next start settles).
     - ``close()`` is awaited once at shutdown after a final ``flush()``; it is also awaited
       after a failed ``open()``, so it must tolerate a half-opened sink.
     - ``stats()`` returns cheap counters (ints/floats/strings) for the status file and
