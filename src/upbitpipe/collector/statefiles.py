@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from upbitpipe.atomicfile import replace_atomically
 from upbitpipe.errors import StateFileError
 
 log = logging.getLogger(__name__)
@@ -129,11 +130,6 @@ def read_state_object(path: Path, what: str) -> dict[str, Any] | None:
 
 
 def write_state_atomic(path: Path, data: Any) -> None:
-    """Replace ``path`` with ``data`` as JSON: written to a temporary file, fsynced, renamed,
-    so a crash at any moment leaves the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as fh:
-        fh.write(orjson.dumps(data))
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    """Replace ``path`` with ``data`` as JSON: a crash at any moment leaves the old file or
+    the new one, never half of one."""
+    replace_atomically(path, orjson.dumps(data))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from upbitpipe.atomicfile import replace_atomically
 from upbitpipe.config import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,12 @@ def transactional_id(settings: KafkaSettings, spool_dir: Path) -> str:
         return kept
     spool_dir.mkdir(parents=True, exist_ok=True)
     made = f"upbitpipe-{uuid.uuid4().hex}"
-    _write_durably(path, made.encode())
+    replace_atomically(path, made.encode())
     return made
 
 
 def save_marker(path: Path, marker: InDoubt) -> None:
-    _write_durably(path, orjson.dumps(asdict(marker)))
+    replace_atomically(path, orjson.dumps(asdict(marker)))
 
 
 def load_marker(path: Path) -> InDoubt | None:
@@ -81,20 +81,6 @@ def load_marker(path: Path) -> InDoubt | None:
 
 def clear_marker(path: Path) -> None:
     path.unlink(missing_ok=True)
-
-
-def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def batch_committed(
