@@ -228,11 +228,24 @@ async def test_lake_sigterm_under_load_keeps_every_event(tmp_path: Path) -> None
     _assert_all_delivered(first, second, got)
 
 
-async def test_archive_sigterm_under_load_keeps_every_event(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "first_env",
+    [
+        pytest.param({}, id="asyncio"),
+        pytest.param({"COLLECTOR__EVENT_LOOP": "uvloop"}, id="uvloop"),
+    ],
+)
+async def test_archive_sigterm_under_load_keeps_every_event(
+    tmp_path: Path, first_env: dict[str, str]
+) -> None:
+    """Also on uvloop (``collector.event_loop``): SIGTERM under load still drains every
+    received event into the sink."""
     server = ReplayServer(ReplayOptions(markets=MARKETS, rate=0, seed=8))
     server.start_in_thread()
     try:
-        first = await asyncio.to_thread(_first_run_under_load, tmp_path, server, "archive", {})
+        first = await asyncio.to_thread(
+            _first_run_under_load, tmp_path, server, "archive", first_env
+        )
     finally:
         server.stop_thread()
     second_started_ms = int(time.time() * 1000)
