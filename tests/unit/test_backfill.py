@@ -202,9 +202,11 @@ def test_a_session_gap_starts_before_the_sessions_first_frame(tmp_path: Path) ->
     async def feed() -> None:
         state.connects = 1  # first session of a fresh start: no gap
         for i in range(5):
-            await svc._on_shard_frame(0, _trade_frame("KRW-BTC", now + i * 100), now + i * 100)
+            await svc._on_shard_frames(
+                0, ((_trade_frame("KRW-BTC", now + i * 100), now + i * 100),)
+            )
         state.connects = 2  # a reconnect 20 s later; its first frame is a BTC trade
-        await svc._on_shard_frame(0, _trade_frame("KRW-BTC", now + 20_000), now + 20_000)
+        await svc._on_shard_frames(0, ((_trade_frame("KRW-BTC", now + 20_000), now + 20_000),))
 
     asyncio.run(feed())
     gaps = {g.market: g for g in svc.state.gaps.open_gaps()}

@@ -113,7 +113,7 @@ def test_a_batch_gives_what_frame_by_frame_gives_with_one_buffer_operation_per_s
         runner.add_all = counting  # type: ignore[method-assign]
 
     async def feed() -> tuple[list[bool], bool]:
-        flags = [await one._on_shard_frame(0, raw, ms) for raw, ms in batch]
+        flags = [await one._on_shard_frames(0, ((raw, ms),)) for raw, ms in batch]
         return flags, await many._on_shard_frames(0, batch)
 
     flags, any_data = asyncio.run(feed())

@@ -220,9 +220,6 @@ class CollectorService:
             self._session_started(shard)
         return await self.on_frames(frames)
 
-    async def _on_shard_frame(self, shard: int, raw: bytes, received_ms: int) -> bool:
-        return await self._on_shard_frames(shard, ((raw, received_ms),))
-
     async def _emit(
         self,
         event_type: str,
