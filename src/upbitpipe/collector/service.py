@@ -21,7 +21,6 @@ import contextlib
 import functools
 import gc
 import logging
-import operator
 import os
 import random
 import time
@@ -45,7 +44,7 @@ from upbitpipe.collector.resume import (
     ResumePoints,
     Tip,
 )
-from upbitpipe.collector.sink_runner import SinkRunner
+from upbitpipe.collector.sink_runner import SinkRunner, raw_bytes_of
 from upbitpipe.collector.status import (
     BackfillStatus,
     CollectorCounters,
@@ -68,7 +67,6 @@ from upbitpipe.upbit.rest import UpbitRestClient
 
 log = logging.getLogger(__name__)
 
-_RAW = operator.attrgetter("raw")
 SAVE_EVERY_SECONDS = 0.25  # how often durable progress is checked and saved
 BACKFILL_RETRY_SECONDS = 30.0  # missing gaps are tried again this often while running
 
@@ -288,7 +286,7 @@ class CollectorService:
             self._staged_not_kafka = set()
         handed = self.ledger.handed
         waits: list[SinkRunner] = []
-        size = sum(map(len, map(_RAW, staged)))
+        size = raw_bytes_of(staged)
         for index, runner in enumerate(self.runners):
             if skipped and index == self._kafka_index:
                 events = [e for i, e in enumerate(staged) if i not in skipped]

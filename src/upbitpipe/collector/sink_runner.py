@@ -44,7 +44,7 @@ DEFAULT_SPOOL_MAX_BYTES = 4 * 1024**3
 _RAW = operator.attrgetter("raw")
 
 
-def _raw_bytes(events: Sequence[SinkEvent]) -> int:
+def raw_bytes_of(events: Sequence[SinkEvent]) -> int:
     """Frame bytes of a batch (the buffer's byte bound), summed in C."""
     return sum(map(len, map(_RAW, events)))
 
@@ -116,7 +116,7 @@ class SinkRunner:
         The collector adds a batch to every sink in one synchronous step (so each buffer's
         order matches the counts in its durable ledger) and only then waits for room."""
         self._buffer.extend(events)
-        self._bytes += _raw_bytes(events) if raw_bytes is None else raw_bytes
+        self._bytes += raw_bytes_of(events) if raw_bytes is None else raw_bytes
         self.put_count += len(events)
         self._after_add()
         return not self._room.is_set()
@@ -267,7 +267,7 @@ class SinkRunner:
             self._bytes = 0
         else:
             batch = [buffer.popleft() for _ in range(self.batch_size)]
-            self._bytes -= _raw_bytes(batch)
+            self._bytes -= raw_bytes_of(batch)
         if (
             not self._room.is_set()
             and len(buffer) <= self.max_events // 2
