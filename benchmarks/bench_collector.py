@@ -575,6 +575,22 @@ def unavailable(name: str, ctx: Context) -> str:
     return ""
 
 
+def start_profiler(
+    ctx: Context, name: str, run_id: str, client: Client, latency: bool
+) -> subprocess.Popen[bytes] | None:
+    """With ``--profile DIR``: py-spy samples the client (collapsed stacks, all threads)
+    from its start until the window ends; not for the floors' ``python -c`` drivers'
+    numbers (profiling costs the profiled process CPU: read the profile, not the row)."""
+    if ctx.args.profile is None:
+        return None
+    ctx.args.profile.mkdir(parents=True, exist_ok=True)
+    phase = "latency" if latency else "cpu"
+    out = ctx.args.profile / f"{name}-{phase}-{run_id}.txt"
+    argv = ["py-spy", "record", "--pid", str(client.proc.pid), "--format", "raw"]
+    argv += ["--threads", "--nonblocking", "--rate", "200", "-o", str(out)]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sample:
     """Start the client, measure one window, stop it; latency from Kafka if asked."""
     run_id = uuid.uuid4().hex[:8]
@@ -634,6 +650,7 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
     watch = ctx.probe.watch(partitions, keep_times=latency) if partitions and ctx.probe else None
     client = Client(argv, env, work / "client.log")
     count = make_counter(name, client, watch, work / "state" / "status.json")
+    profiler = start_profiler(ctx, name, run_id, client, latency)
     try:
         window = measure_window(client, count, ctx.args.warmup, ctx.args.seconds)
     except BaseException:
@@ -641,6 +658,10 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
             watch.stop.set()
         raise
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                profiler.wait(30)
         client.stop(graceful=argv[0] == cli_path())
     if watch is not None and not latency:
         watch.stop.set()
@@ -869,6 +890,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep each run's files and logs")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write a py-spy profile (collapsed stacks) of each client run into this dir",
+    )
     args = parser.parse_args(argv)
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = sorted(set(chosen) - set(CPU_VARIANTS))
