@@ -586,7 +586,15 @@ def start_profiler(
     ctx.args.profile.mkdir(parents=True, exist_ok=True)
     phase = "latency" if latency else "cpu"
     out = ctx.args.profile / f"{name}-{phase}-{run_id}.txt"
-    argv = ["py-spy", "record", "--pid", str(client.proc.pid), "--format", "raw"]
+    beside = Path(sys.executable).with_name("py-spy")  # the bench extra's, in this venv
+    argv = [
+        str(beside) if beside.exists() else "py-spy",
+        "record",
+        "--pid",
+        str(client.proc.pid),
+        "--format",
+        "raw",
+    ]
     argv += ["--threads", "--nonblocking", "--rate", "200", "-o", str(out)]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
