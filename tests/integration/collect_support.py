@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from aiokafka import AIOKafkaConsumer
 
 from upbitpipe import demo
 from upbitpipe.archive.capture import read_capture
+from upbitpipe.collector.runtime import CollectorResult, run_collector
+from upbitpipe.collector.status import CollectorStatus, read_status
 from upbitpipe.config import Settings, load_settings
 from upbitpipe.lake.read import trade_id_counts
 from upbitpipe.replay.server import ReplayServer
@@ -52,6 +56,34 @@ def collector_process_env(tmp_path: Path, server: ReplayServer, **extra: str) ->
         "UPBITPIPE_METRICS__PORT": "0",
         **{f"UPBITPIPE_{key}": value for key, value in extra.items()},
     }
+
+
+async def run_collector_until(
+    settings: Settings,
+    done: Callable[[CollectorStatus], bool],
+    *,
+    at_least: float,
+    limit: float = 120.0,
+) -> CollectorResult:
+    """Run the collector in this loop for at least ``at_least`` seconds after its first
+    event, and on until its status file shows ``done`` (or ``limit`` seconds passed: the
+    test's own asserts then say what did not happen). A fixed duration is not enough on a
+    loaded machine, where opening the sinks alone can take most of it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_collector(settings, stop=stop, handle_signals=False))
+    status_path = settings.collector.state_dir / "status.json"
+    started = time.monotonic()
+    first_event: float | None = None
+    while not task.done() and time.monotonic() - started < limit:
+        await asyncio.sleep(0.25)
+        status = read_status(status_path)
+        if status is None or not status.events:
+            continue
+        first_event = first_event or time.monotonic()
+        if time.monotonic() - first_event >= at_least and done(status):
+            break
+    stop.set()
+    return await task
 
 
 def lake_trade_ids(settings: Settings) -> Counter[tuple[str, int]]:

@@ -20,6 +20,7 @@ from collect_support import (
     collector_settings,
     expected_trade_ids,
     lake_trade_ids,
+    run_collector_until,
 )
 
 from upbitpipe.collector.runtime import run_collector
@@ -48,7 +49,11 @@ async def test_disconnects_lose_no_trade_and_store_each_once(tmp_path: Path) -> 
             server,
             **{"collector.markets": ",".join(MARKETS), "collector.sinks": "lake,archive"},
         )
-        result = await run_collector(settings, duration=10, handle_signals=False)
+        result = await run_collector_until(
+            settings,
+            lambda s: s.disconnects >= 2 and s.backfilled_total > 0 and s.duplicates > 0,
+            at_least=10,
+        )
 
     snap = result.snapshot
     assert snap.stopped is True

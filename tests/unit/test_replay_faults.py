@@ -61,13 +61,15 @@ async def test_drop_after_messages_cuts_without_close_frame(compression: str | N
 
 async def test_drop_after_seconds() -> None:
     async with ReplayServer(_options(drop_after_seconds=0.3)) as srv:
+        started = time.monotonic()  # the server's timer starts at the handshake, after this
         async with connect(srv.ws_url) as ws:
             await ws.send(subscribe_request("d", ["trade"], ["KRW-BTC"]))
-            started = time.monotonic()
             with pytest.raises(ConnectionClosedError):
                 while True:
-                    await asyncio.wait_for(ws.recv(), 3)
-            assert 0.25 < time.monotonic() - started < 2
+                    await asyncio.wait_for(ws.recv(), 10)
+            # never before the timer; the upper bound only tells a timed drop from a hang
+            # (a loaded machine can delay the timer by seconds)
+            assert 0.3 <= time.monotonic() - started < 30
 
 
 @pytest.mark.parametrize("compression", ["deflate", None])
