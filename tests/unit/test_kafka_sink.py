@@ -406,3 +406,19 @@ async def test_restart_read_back_covers_a_first_start_tip(
     seen = await runtime.kafka_read_back(settings, state)  # type: ignore[arg-type]
     assert calls == [1_000_000]
     assert seen == {("KRW-BTC", 1)}
+
+
+async def test_default_codec_is_zstd_and_the_client_can_encode_it() -> None:
+    """The default codec (zstd: aiokafka's lz4 is LZ4 HC level 9, ~10x the CPU) must be one
+    the installed client can encode and decode: aiokafka refuses a codec it lacks at once."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.codec import zstd_decode, zstd_encode
+
+    from upbitpipe.sinks.kafka import producer_options
+
+    settings = KafkaSettings()
+    assert settings.compression == "zstd"
+    producer = AIOKafkaProducer(**producer_options(settings, "txn-unit"))
+    assert producer._compression_type == "zstd"
+    payload = orjson.dumps([{"market": "KRW-BTC", "trade_price": 1.0}] * 50)
+    assert zstd_decode(zstd_encode(payload)) == payload
