@@ -53,13 +53,21 @@ from upbitpipe.collector.status import (
     GapStatus,
 )
 from upbitpipe.config import Settings
-from upbitpipe.sinks.base import SOURCE_BACKFILL, SOURCE_WEBSOCKET, Sink, SinkEvent
+from upbitpipe.sinks.base import (
+    SOURCE_BACKFILL,
+    SOURCE_WEBSOCKET,
+    Sink,
+    SinkEvent,
+    needs_record,
+)
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.upbit.codec import (
     ErrorFrame,
     MalformedFrameError,
     MarketEvent,
     StatusFrame,
+    metadata_suffix,
+    splice_record,
     to_default_wire,
 )
 from upbitpipe.upbit.gate import KIND_MALFORMED, FrameGate, RejectedEventError
@@ -139,6 +147,12 @@ class CollectorService:
             )
             for sink in sinks
         ]
+        # encode each event once where it is made when a sink reads the JSON bytes; keep
+        # the dicts only when a sink reads records
+        self._keep_records = any(needs_record(sink) for sink in sinks)
+        self._encode = not self._keep_records or not all(needs_record(sink) for sink in sinks)
+        self._suffix_ms = -1
+        self._suffix = b""
         self._kafka_index = next(
             (i for i, r in enumerate(self.runners) if r.sink.name == "kafka"), None
         )
@@ -264,11 +278,25 @@ class CollectorService:
                 # already in Kafka from an earlier run: a backfilled trade, or the snapshot
                 # trade a new subscription starts with
                 self._staged_not_kafka.add(len(self._staged))
-        record = data if live else dict(data)
-        record["_ingested_at"] = received_ms
-        record["_source"] = SOURCE_WEBSOCKET if live else SOURCE_BACKFILL
-        record["_collector"] = self.instance_id
-        self._staged.append(SinkEvent(event_type, market, record, raw))
+        value: bytes | None = None
+        if live and self._encode:
+            if received_ms != self._suffix_ms:  # a batch's frames share their receipt time
+                self._suffix_ms = received_ms
+                self._suffix = metadata_suffix(received_ms, SOURCE_WEBSOCKET, self.instance_id)
+            value = splice_record(raw, event_type, data, self._suffix)
+        if value is None or self._keep_records:
+            record = data if live else dict(data)
+            record["_ingested_at"] = received_ms
+            record["_source"] = SOURCE_WEBSOCKET if live else SOURCE_BACKFILL
+            record["_collector"] = self.instance_id
+            if value is None and self._encode:
+                value = orjson.dumps(record)
+            event = SinkEvent(
+                event_type, market, record if self._keep_records else None, raw, value
+            )
+        else:  # only bytes are read: the parsed dict goes now, while it is hot
+            event = SinkEvent(event_type, market, None, raw, value)
+        self._staged.append(event)
         self.counters.events[event_type] += 1
         self.counters.last_event_ms = received_ms
         return True

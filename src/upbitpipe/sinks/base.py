@@ -3,26 +3,83 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+import orjson
 
 SOURCE_WEBSOCKET = "upbit_websocket"
 SOURCE_BACKFILL = "upbit_rest_backfill"
 
 
-@dataclass(slots=True)
 class SinkEvent:
     """One deduplicated event on its way to the sinks.
 
     ``record`` is the data-contract object (DEFAULT field names, ``market``, ``_ingested_at``,
-    ``_source``, ``_collector``); ``raw`` is the frame as received from the exchange (for
-    REST-backfilled trades, a DEFAULT-format frame rebuilt from the record).
+    ``_source``, ``_collector``); ``value`` is the same record as JSON bytes (what Kafka
+    carries); ``raw`` is the frame as received from the exchange (for REST-backfilled
+    trades, a DEFAULT-format frame rebuilt from the record).
+
+    An event is made with the record, its JSON, or both; the other is derived on first use
+    and kept. The collector encodes each event once, where it is made (for a DEFAULT frame
+    by splicing the frame's bytes, :func:`upbitpipe.upbit.codec.splice_record`), and when no
+    sink reads records (``needs_record = False`` on every sink, as on the Kafka sink) it
+    keeps only the bytes: the dict is freed at once instead of after the write.
     """
 
-    type: str
-    market: str
-    record: dict[str, Any]
-    raw: bytes
+    __slots__ = ("_record", "_value", "market", "raw", "type")
+
+    def __init__(
+        self,
+        type: str,
+        market: str,
+        record: dict[str, Any] | None,
+        raw: bytes,
+        value: bytes | None = None,
+    ) -> None:
+        if record is None and value is None:
+            msg = "a SinkEvent needs its record or its JSON value"
+            raise ValueError(msg)
+        self.type = type
+        self.market = market
+        self._record = record
+        self.raw = raw
+        self._value = value
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The data-contract record (decoded from ``value`` on first use if made without)."""
+        record = self._record
+        if record is None:
+            record = self._record = orjson.loads(self._value)  # type: ignore[arg-type]
+        return record
+
+    @property
+    def value(self) -> bytes:
+        """The record as JSON (encoded on first use if made without)."""
+        value = self._value
+        if value is None:
+            value = self._value = orjson.dumps(self._record)
+        return value
+
+    @property
+    def has_record(self) -> bool:
+        """Whether the record dict is held (else ``record`` decodes ``value``)."""
+        return self._record is not None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SinkEvent):
+            return NotImplemented
+        return (self.type, self.market, self.raw, self.record) == (
+            other.type,
+            other.market,
+            other.raw,
+            other.record,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"SinkEvent(type={self.type!r}, market={self.market!r}, record={self.record!r})"
 
 
 @runtime_checkable
@@ -51,6 +108,11 @@ class Sink(Protocol):
       after a failed ``open()``, so it must tolerate a half-opened sink.
     - ``stats()`` returns cheap counters (ints/floats/strings) for the status file and
       ``upbitpipe stats``; it never blocks.
+
+    A sink that reads only an event's ``type``, ``market``, ``raw`` and ``value`` (not
+    ``record``) says so with a class attribute ``needs_record = False`` (optional, read with
+    :func:`needs_record`): when no configured sink needs records, the collector does not keep
+    the dicts alive in the buffers.
     """
 
     name: str
@@ -69,3 +131,8 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
     def stats(self) -> dict[str, Any]: ...
+
+
+def needs_record(sink: object) -> bool:
+    """Whether ``sink`` reads ``SinkEvent.record`` (True unless it says otherwise)."""
+    return bool(getattr(sink, "needs_record", True))

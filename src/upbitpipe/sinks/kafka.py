@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     AuthenticationFailedError,
@@ -137,7 +136,9 @@ async def fence(settings: KafkaSettings, txn_id: str, *, limit_seconds: float = 
 
 
 def encode_event(event: SinkEvent, topic: str) -> SpoolRecord:
-    return SpoolRecord(topic=topic, key=event.market.encode(), value=orjson.dumps(event.record))
+    """The Kafka record of an event: keyed by market, the value its data-contract JSON
+    (encoded once by the collector where the event was made)."""
+    return SpoolRecord(topic=topic, key=event.market.encode(), value=event.value)
 
 
 @dataclass(slots=True)
@@ -153,6 +154,7 @@ class _Outcome:
 class KafkaSink:
     name = "kafka"
     flush_interval = 1.0
+    needs_record = False  # reads SinkEvent.value, never the dict
 
     def __init__(
         self,

@@ -17,8 +17,6 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from upbitpipe.sinks.base import SinkEvent
 
 _HEADER = struct.Struct(">I")
@@ -157,7 +155,7 @@ def event_to_spool(event: SinkEvent) -> SpoolRecord:
     return SpoolRecord(
         topic=event.type,
         key=event.market.encode(),
-        value=_HEADER.pack(len(event.raw)) + event.raw + orjson.dumps(event.record),
+        value=_HEADER.pack(len(event.raw)) + event.raw + event.value,
     )
 
 
@@ -165,5 +163,5 @@ def event_from_spool(record: SpoolRecord) -> SinkEvent:
     (raw_len,) = _HEADER.unpack_from(record.value, 0)
     start = _HEADER.size
     raw = record.value[start : start + raw_len]
-    data = orjson.loads(record.value[start + raw_len :])
-    return SinkEvent(type=record.topic, market=record.key.decode(), record=data, raw=raw)
+    value = record.value[start + raw_len :]
+    return SinkEvent(record.topic, record.key.decode(), None, raw, value)  # record on first use

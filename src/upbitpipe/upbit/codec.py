@@ -18,6 +18,7 @@ key maps live in :mod:`upbitpipe.upbit.fields`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,9 @@ __all__ = [
     "MalformedFrameError",
     "MarketEvent",
     "StatusFrame",
+    "metadata_suffix",
     "parse_frame",
+    "splice_record",
     "subscribe_request",
     "trade_problem",
 ]
@@ -364,6 +367,105 @@ def to_default_wire(kind: str, data: dict[str, Any]) -> dict[str, Any]:
         for name in DERIVED_BOOK_FIELDS:
             wire.pop(name, None)
     return wire
+
+
+def metadata_suffix(ingested_at: int, source: str, collector: str) -> bytes:
+    """The end of a record's JSON that :func:`splice_record` appends: the ``_`` metadata
+    fields and the closing brace (one per batch of frames received in the same millisecond)."""
+    return b',"_ingested_at":%d,"_source":%b,"_collector":%b}' % (
+        ingested_at,
+        orjson.dumps(source),
+        orjson.dumps(collector),
+    )
+
+
+# What splicing needs of a DEFAULT frame, checked on its bytes (see ``splice_record``).
+_SPLICE_PREFIX = {kind: b'{"type":"%b","code":"' % kind.encode() for kind in EVENT_TYPES}
+# a key the record gets (or loses) apart from the frame's own: anywhere in a trade or
+# ticker frame, or at the top level of a book, it makes the splice fall back
+_SPLICE_CLASH = re.compile(rb'"(?:code"|market"|type"|_)')
+_SPLICE_BOOK_CLASH = re.compile(
+    rb'"(?:code"|market"|type"|_|best_ask_price"|best_bid_price"|spread")'
+)
+_UNITS_KEY = b'"orderbook_units":['
+_TOTAL_KEYS = (b'"total_ask_size"', b'"total_bid_size"')
+_NUMBER_START = frozenset(bytes((c,)) for c in b"-0123456789")
+
+
+def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) -> bytes | None:
+    """The data-contract JSON of a live DEFAULT-format event, spliced from its frame bytes
+    instead of serialising ``data`` again; None when the frame is not of the shape this
+    relies on (the caller then serialises the record).
+
+    ``data`` is what :func:`parse_frame` made of ``raw``, ``suffix`` the
+    :func:`metadata_suffix`. The result is ``raw`` with the top-level ``"code"`` key renamed
+    ``"market"``, a book's derived fields (best prices, spread, and totals the frame lacked)
+    and the metadata appended before the closing brace: ``orjson.loads`` of it equals the
+    record. Key order and number spelling are the exchange's, which no reader depends on.
+
+    The shape, checked on the bytes: the frame starts ``{"type":"<kind>","code":"`` (a
+    DEFAULT frame as Upbit sends it, so that ``code`` key is the top-level one) and ends with
+    ``}``; it has no backslash (so every ``"`` delimits a string, and a key cannot hide in one);
+    no other ``code``, ``type`` or ``market`` key and no ``_`` key anywhere in a trade or
+    ticker (for a book: at its top level, outside the ``orderbook_units`` array, which must be
+    one flat array of objects, with no other object or array at the top level); a book's
+    totals either absent or given once as a number.
+    """
+    prefix = _SPLICE_PREFIX.get(kind)
+    if prefix is None or not raw.startswith(prefix) or raw[-1] != 0x7D or b"\\" in raw:
+        return None
+    start = len(prefix)
+    code = start - 8  # where '"code"' starts
+    if kind != "orderbook":
+        if _SPLICE_CLASH.search(raw, start) is not None:
+            return None
+        return b"".join((raw[:code], b'"market"', raw[code + 6 : -1], suffix))
+    units = raw.find(_UNITS_KEY, start)
+    if units < 0 or raw.find(b"{", 1, units) >= 0:
+        return None  # no units key, or an object before it (a nested key could hide there)
+    first = units + len(_UNITS_KEY)
+    end = raw.find(b"]", first)
+    # the first "]" closes the units when no "[" comes before it and nothing after it is
+    # an array or an object: then the rest of the frame is top-level text
+    if (
+        end < 0
+        or raw.find(b"[", first, end) >= 0
+        or raw.find(b"]", end + 1) >= 0
+        or raw.find(b"{", end) >= 0
+        or _SPLICE_BOOK_CLASH.search(raw, start, units) is not None
+        or _SPLICE_BOOK_CLASH.search(raw, end) is not None
+    ):
+        return None
+    extra: dict[str, Any] = {
+        "best_ask_price": data["best_ask_price"],
+        "best_bid_price": data["best_bid_price"],
+        "spread": data["spread"],
+    }
+    for key, name in zip(_TOTAL_KEYS, ("total_ask_size", "total_bid_size"), strict=True):
+        before = _given_once(raw, key, start, units)
+        after = _given_once(raw, key, end, len(raw))
+        if before < 0 or after < 0 or before + after > 1:
+            return None
+        if not before + after:
+            extra[name] = data[name]  # parse_frame summed the units
+    return b"".join(
+        (raw[:code], b'"market"', raw[code + 6 : -1], b",", orjson.dumps(extra)[1:-1], suffix)
+    )
+
+
+def _given_once(raw: bytes, key: bytes, start: int, end: int) -> int:
+    """1 if the key occurs once in ``raw[start:end]`` with a number as its value, 0 if it
+    does not occur, -1 (never splice) otherwise: twice, null, or anything else."""
+    at = raw.find(key, start, end)
+    if at < 0:
+        return 0
+    after = at + len(key)
+    if raw.find(key, after, end) >= 0:
+        return -1
+    tail = raw[after : after + 40].lstrip()  # JSON whitespace may come around the colon
+    if tail[:1] != b":" or tail[1:].lstrip()[:1] not in _NUMBER_START:
+        return -1
+    return 1
 
 
 def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
