@@ -1,19 +1,23 @@
 """What does a message cost the collector as users run it, next to cryptofeed and the floors?
 
 One run, one exchange: `upbitpipe replay serve --synthetic --tls` (10 KRW markets, ticker +
-trade + orderbook, SIMPLE format; wss:// because cryptofeed accepts nothing else, so every
-client pays TLS as it does against Upbit). Every client is its own process, one at a time,
+trade + orderbook; wss:// because cryptofeed accepts nothing else, so every client pays TLS
+as it does against Upbit). Every client is its own process, one at a time,
 variants interleaved round by round (``--runs`` rounds, medians reported):
 
-  websockets        floor: `websockets` + `orjson.loads`, no work
-  picows            floor: `picows` + `orjson.loads`, no work
+  websockets        floor: `websockets` + `orjson.loads`, no work (SIMPLE frames)
+  picows            floor: `picows` + `orjson.loads`, no work (SIMPLE frames)
+  picows-default    the same on DEFAULT frames (larger: long key names): the floor for a
+                    collector that subscribes in DEFAULT
   cryptofeed        cryptofeed 2.4.1's Upbit feed, a counting callback (trade + orderbook:
                     its Upbit feed has no ticker channel)
   cryptofeed-kafka  the same feed into its Kafka backend (TradeKafka/BookKafka, acks=all);
                     it awaits each record's ack before the next and queues what it reads
                     meanwhile without bound, so its CPU per *delivered* message is mostly
                     reading
-  kafka             `upbitpipe collect --sink kafka` (acks=all, idempotent)
+  kafka             `upbitpipe collect --sink kafka` (acks=all, idempotent), subscribed in
+                    the format users get by default (`upbit.format`; ``--upbit-format``
+                    overrides it for a comparison)
   kafka-2types      the same with `--types trade,orderbook`: like for like with cryptofeed
   archive           `upbitpipe collect --sink archive`
   lake              `upbitpipe collect --sink lake` (embedded Paimon on local disk)
@@ -95,6 +99,7 @@ TYPES = ["ticker", "trade", "orderbook"]
 CPU_VARIANTS = [
     "websockets",
     "picows",
+    "picows-default",
     "cryptofeed",
     "cryptofeed-kafka",
     "kafka",
@@ -107,6 +112,14 @@ KAFKA_VARIANTS = {"kafka", "kafka-2types", "cryptofeed-kafka"}
 TARGET_CF_RATIO = 0.5
 TARGET_PICOWS_RATIO = 3.0
 TARGET_P99_MS = 50.0
+
+
+def default_format() -> str:
+    """The ``upbit.format`` users get when they set none."""
+    from upbitpipe.config import UpbitSettings
+
+    return str(UpbitSettings.model_fields["format"].default)
+
 
 # --- client drivers (each runs as `python -c DRIVER ...`; prints "wall_time count" lines) ---
 _REPORT = """
@@ -158,7 +171,8 @@ class Listener(WSListener):
             obj = orjson.loads(frame.get_payload_as_bytes())
             self.n += 1
             if latency_file is not None:  # receipt time, exchange time (ms)
-                latency_file.write(f"{time.time() * 1000:.1f} {obj.get('tms', 0)}\\n")
+                stamp = obj.get('tms') or obj.get('timestamp', 0)
+                latency_file.write(f"{time.time() * 1000:.1f} {stamp}\\n")
             if not self.n & 127:
                 report(self.n)
                 if latency_file is not None:
@@ -549,6 +563,7 @@ def variant_note(name: str) -> str:
     return {
         "websockets": "floor: websockets + orjson, no work",
         "picows": "floor: picows + orjson, no work",
+        "picows-default": "floor: picows + orjson on DEFAULT frames, no work",
         "picows-latency": "reference: twin -> picows receipt, no sink",
         "cryptofeed": "callback only; trade+orderbook (no ticker channel)",
         "cryptofeed-kafka": "KafkaCallback, acks=all; trade+orderbook; awaits each ack, "
@@ -564,7 +579,7 @@ def unavailable(name: str, ctx: Context) -> str:
     """Why ``name`` cannot run here ('' when it can)."""
     import importlib.util
 
-    if name == "picows" and importlib.util.find_spec("picows") is None:
+    if name.startswith("picows") and importlib.util.find_spec("picows") is None:
         return "picows not installed (pip install -e '.[bench]')"
     if name.startswith("cryptofeed") and importlib.util.find_spec("cryptofeed") is None:
         return "cryptofeed not installed (pip install -e '.[bench]')"
@@ -624,10 +639,11 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
             partitions = ctx.probe.create([prefix + t for t in types], 3)
             env["UPBITPIPE_KAFKA__TOPIC_PREFIX"] = prefix
 
-    if name == "websockets" or name == "picows":
+    if name in ("websockets", "picows", "picows-default"):
         from upbitpipe.upbit.codec import subscribe_request
 
-        request = subscribe_request(uuid.uuid4().hex, TYPES, MARKETS)
+        fmt = "DEFAULT" if name == "picows-default" else "SIMPLE"
+        request = subscribe_request(uuid.uuid4().hex, TYPES, MARKETS, fmt=fmt)
         driver = WEBSOCKETS_DRIVER if name == "websockets" else PICOWS_DRIVER
         argv = [sys.executable, "-c", driver, exchange.ws_url, request]
         if latency and name == "picows":
@@ -648,6 +664,8 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
             UPBITPIPE_LAKE__WAREHOUSE=str(work / "lake"),
             UPBITPIPE_METRICS__ENABLED="false",
         )
+        if ctx.args.upbit_format:
+            env["UPBITPIPE_UPBIT__FORMAT"] = ctx.args.upbit_format
         if ctx.kafka:
             env.update(
                 UPBITPIPE_KAFKA__BOOTSTRAP_SERVERS=ctx.kafka,
@@ -748,6 +766,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
         "cpus": os.cpu_count(),
         "load_start": os.getloadavg()[0],
         "started": time.time(),
+        "collector_format": args.upbit_format or default_format(),
     }
     needs_kafka = any(v in KAFKA_VARIANTS for v in args.variants)
     with contextlib.ExitStack() as stack:
@@ -804,12 +823,16 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
 
 
 def table(rows: Sequence[Row]) -> list[str]:
-    """Markdown table: medians, ratios against the picows floor and cryptofeed callback-only."""
+    """Markdown table: medians, ratios against the picows floors (SIMPLE and DEFAULT frames)
+    and cryptofeed callback-only."""
     by_name = {r.name: r for r in rows}
-    picows = by_name["picows"].median("cpu_us_per_msg") if "picows" in by_name else None
-    cfeed = by_name["cryptofeed"].median("cpu_us_per_msg") if "cryptofeed" in by_name else None
-    head = "| variant | msgs/s | CPU-µs/msg | vs picows | vs cryptofeed | p50 ms | p99 ms | peak RSS MB | runs | note |"
-    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cpu_of(name: str) -> float | None:
+        return by_name[name].median("cpu_us_per_msg") if name in by_name else None
+
+    picows, picows_d, cfeed = cpu_of("picows"), cpu_of("picows-default"), cpu_of("cryptofeed")
+    head = "| variant | msgs/s | CPU-µs/msg | vs picows | vs picows-default | vs cryptofeed | p50 ms | p99 ms | peak RSS MB | runs | note |"
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         if row.skipped or not row.samples:
             why = (
@@ -818,23 +841,26 @@ def table(rows: Sequence[Row]) -> list[str]:
                 else "failed: " + (row.failures or ["?"])[-1]
             )
             why = why.replace("|", "/")[:240]
-            lines.append(f"| {row.name} | — | — | — | — | — | — | — | 0 | {why} |")
+            lines.append(f"| {row.name} | — | — | — | — | — | — | — | — | 0 | {why} |")
             continue
         cpu = row.median("cpu_us_per_msg")
         vs_p = f"{cpu / picows:.2f}x" if cpu and picows else "—"
+        vs_d = f"{cpu / picows_d:.2f}x" if cpu and picows_d else "—"
         vs_c = f"{cpu / cfeed:.2f}x" if cpu and cfeed else "—"
         runs = f"{len(row.samples)}" + (f" ({len(row.failures)} failed)" if row.failures else "")
         lines.append(
             f"| {row.name} | {_fmt(row.median('msgs_per_s'), ',.0f')} | {_fmt(cpu, '.1f')} "
-            f"| {vs_p} | {vs_c} | {_fmt(row.median('p50_ms'), '.1f')} "
+            f"| {vs_p} | {vs_d} | {vs_c} | {_fmt(row.median('p50_ms'), '.1f')} "
             f"| {_fmt(row.median('p99_ms'), '.1f')} | {_fmt(row.median('rss_mb'), '.0f')} "
             f"| {runs} | {row.note} |"
         )
     return lines
 
 
-def verdict(rows: Sequence[Row], latency_rate: float) -> str:
-    """The issue's targets, each MET / NOT MET / not measured."""
+def verdict(rows: Sequence[Row], latency_rate: float, fmt: str | None = None) -> str:
+    """The issue's targets, each MET / NOT MET / not measured. ``fmt``: the format the
+    collector subscribed in (default: ``upbit.format``'s default); the picows target is
+    judged against the floor in that format, and the ratio to the other floor is shown."""
     by_name = {r.name: r for r in rows}
 
     def cpu(name: str) -> float | None:
@@ -850,15 +876,22 @@ def verdict(rows: Sequence[Row], latency_rate: float) -> str:
         )
     else:
         parts.append("kafka vs cryptofeed: not measured")
-    kafka, floor = cpu("kafka"), cpu("picows")
-    if kafka and floor:
-        ok = kafka <= TARGET_PICOWS_RATIO * floor
+    kafka = cpu("kafka")
+    floors = {"SIMPLE": cpu("picows"), "DEFAULT": cpu("picows-default")}
+    fmt = fmt or default_format()
+    own = floors[fmt]
+    if kafka and own:
+        ok = kafka <= TARGET_PICOWS_RATIO * own
+        other_fmt = "SIMPLE" if fmt == "DEFAULT" else "DEFAULT"
+        other = floors[other_fmt]
+        also = f"; {kafka / other:.2f}x the {other_fmt} floor" if other else ""
         parts.append(
-            f"kafka {kafka / floor:.2f}x picows floor (target <= {TARGET_PICOWS_RATIO:g}x): "
-            f"{'MET' if ok else 'NOT MET'}"
+            f"kafka {kafka / own:.2f}x picows floor on {fmt} frames, its format{also} "
+            f"(target <= {TARGET_PICOWS_RATIO:g}x): {'MET' if ok else 'NOT MET'}"
         )
     else:
-        parts.append("kafka vs picows: not measured")
+        name = "picows-default" if fmt == "DEFAULT" else "picows"
+        parts.append(f"kafka vs {name} ({fmt} frames, the collector's format): not measured")
     lat = by_name.get(f"kafka @{latency_rate:,.0f}/s")
     p99 = lat.median("p99_ms") if lat else None
     if p99 is not None:
@@ -896,6 +929,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--kafka", default=None, help="use this bootstrap host:port instead of starting a broker"
     )
+    parser.add_argument(
+        "--upbit-format",
+        choices=("DEFAULT", "SIMPLE"),
+        default=None,
+        help="subscribe the collector variants in this format (default: upbit.format's default)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--keep", action="store_true", help="keep each run's files and logs")
     parser.add_argument(
@@ -926,13 +965,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows, meta = run(args)
     print(f"\n{meta['date']}: {meta['command']}")
     print(
-        f"{len(MARKETS)} markets, {'+'.join(TYPES)}, SIMPLE, wss; medians of {args.runs} "
+        f"{len(MARKETS)} markets, {'+'.join(TYPES)}, wss, collector subscribed in "
+        f"{args.upbit_format or default_format()}; medians of {args.runs} "
         f"runs, {args.seconds:g} s windows; load average {meta['load_start']:.1f} -> "
         f"{meta['load_end']:.1f}; {meta['minutes']:.1f} min on {os.cpu_count()} CPUs"
     )
     for line in table(rows):
         print(line)
-    print(verdict(rows, args.latency_rate))
+    print(verdict(rows, args.latency_rate, args.upbit_format))
     if args.json:
         payload = {
             "meta": meta,
