@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from upbitpipe.config import load_settings
@@ -180,3 +181,45 @@ async def test_commits_through_one_kept_writer_and_after_a_restart(tmp_path: Pat
     history = sorted(r["acc_trade_volume"] for r in read_table(settings, "ticker"))
     assert history == [1.0, 2.0, 2.5, 3.0, 5.0]
     assert trade_id_counts(settings) == {("KRW-BTC", 1): 1, ("KRW-BTC", 2): 1}
+
+
+async def test_one_commit_of_many_tickers_keeps_the_newest_per_market(tmp_path: Path) -> None:
+    """``ticker_latest`` rows are folded before pypaimon writes them: within one commit the
+    newest by exchange time wins, of equal times the last to arrive; the history keeps all.
+    Written files keep parquet dictionaries for strings only."""
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+    base = 1_763_900_000_000
+    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
+    await sink.open()
+    events = [ticker(base + (i * 7919) % 1000, float(i), f"KRW-M{i % 9}") for i in range(2000)]
+    events += [ticker(base + 5000, 1e6 + 1, "KRW-M0"), ticker(base + 5000, 1e6, "KRW-M0")]
+    for start in range(0, len(events), 300):
+        await sink.write(events[start : start + 300])
+    await sink.flush()
+    await sink.close()
+
+    expected: dict[str, tuple[int, float]] = {}
+    for event in events:  # newest timestamp, of equals the later arrival
+        stamp, volume = event.record["timestamp"], event.record["acc_trade_volume"]
+        if event.market not in expected or stamp >= expected[event.market][0]:
+            expected[event.market] = (stamp, volume)
+    latest = {
+        r["market"]: (r["timestamp"], r["acc_trade_volume"])
+        for r in read_table(settings, "ticker_latest")
+    }
+    assert latest == expected and latest["KRW-M0"] == (base + 5000, 1e6)
+    assert len(read_table(settings, "ticker")) == len(events)
+    assert sink.stats()["rows_committed"] == 2 * len(events)
+
+    (file,) = (tmp_path / "lake").glob(
+        f"{settings.lake.database}.db/ticker/dt=*/bucket-0/*.parquet"
+    )
+    meta = pq.ParquetFile(file).metadata
+    names = meta.schema.to_arrow_schema().names
+    encodings = {
+        name: meta.row_group(0).column(index).encodings for index, name in enumerate(names)
+    }
+    assert "RLE_DICTIONARY" in encodings["market"]
+    assert "RLE_DICTIONARY" not in encodings["acc_trade_volume"]

@@ -1,11 +1,22 @@
 """Writing Arrow into a lake table with pypaimon: one batch, one snapshot.
 
-pypaimon folds rows of the same primary key before writing a file, row by row in Python
-over ``to_pydict()`` (``KeyValueDataWriter._merge_pending_by_pk``): 80-90 % of a commit's CPU
-and several times the batch in memory (orderbook units as Python dicts). For the
-``deduplicate`` merge engine - every lake table here - the fold keeps the last row of each
-key run of the sorted data; :func:`use_columnar_dedup_fold` does exactly that with Arrow
-compute (other merge engines keep pypaimon's fold).
+pypaimon does some of its per-batch work row by row in Python; :func:`use_fast_write_paths`
+replaces three such steps with Arrow ones that give the same result:
+
+* The fold of rows with the same primary key before a file is written, over
+  ``to_pydict()`` (``KeyValueDataWriter._merge_pending_by_pk``): 80-90 % of a commit's CPU
+  and several times the batch in memory (orderbook units as Python dicts). For the
+  ``deduplicate`` merge engine - every lake table here - the fold keeps the last row of each
+  key run of the sorted data; :func:`_last_of_each_key` does exactly that with Arrow compute
+  (other merge engines keep pypaimon's fold).
+* The partition of every row (``RowKeyExtractor._extract_partitions_batch``, one
+  ``scalar.as_py()`` per row and partition key): ~20 % of a commit. The same tuples come
+  from one ``to_pylist()`` per partition column.
+* Parquet dictionary encoding of every column (pyarrow's default, which pypaimon keeps):
+  prices and sizes are nearly all distinct, so their dictionaries are built and then
+  dropped for plain encoding; an orderbook's 120 doubles a row made the parquet encoding
+  1.7x dearer for the same file size. :func:`_dictionary_columns` keeps dictionaries for the
+  string columns only (market, dates, enums: smaller files).
 """
 
 from __future__ import annotations
@@ -18,23 +29,120 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def _last_of_each_key(writer: Any, data: pa.Table) -> pa.Table:
-    """Rows of ``data`` (sorted by key, then sequence) that end a run of equal keys."""
-    rows = data.num_rows
+def _run_ends(columns: Sequence[Any], rows: int) -> pa.ChunkedArray | None:
+    """A mask of the rows (of columns sorted by key) that end a run of equal keys (a null
+    equals a null); None without key columns."""
     keep: Any = None
-    for index in range(len(writer.trimmed_primary_keys)):
-        column = data.column(index)
+    for column in columns:
         a, b = column.slice(0, rows - 1), column.slice(1)
         both = pc.and_(pc.is_valid(a), pc.is_valid(b))
         differs = pc.if_else(both, pc.not_equal(a, b), pc.xor(pc.is_null(a), pc.is_null(b)))
         keep = differs if keep is None else pc.or_(keep, differs)
     if keep is None:
-        return data
+        return None
     chunks = keep.chunks if isinstance(keep, pa.ChunkedArray) else [keep]
-    kept = data.filter(pa.chunked_array([*chunks, pa.array([True])], type=pa.bool_()))
+    return pa.chunked_array([*chunks, pa.array([True])], type=pa.bool_())
+
+
+def _last_of_each_key(writer: Any, data: pa.Table) -> pa.Table:
+    """Rows of ``data`` (sorted by key, then sequence) that end a run of equal keys."""
+    keys = [data.column(index) for index in range(len(writer.trimmed_primary_keys))]
+    keep = _run_ends(keys, data.num_rows)
+    if keep is None:
+        return data
     # one chunk, as pypaimon's own fold returns: with a multi-chunk table the files it
     # wrote were read back unmerged (duplicate keys across commits)
-    return kept.combine_chunks()
+    return data.filter(keep).combine_chunks()
+
+
+def newest_per_key(data: pa.Table, keys: Sequence[str], sequence: Sequence[str]) -> pa.Table:
+    """The rows a ``deduplicate`` table keeps of ``data``: per key, the greatest
+    ``sequence`` (nulls least), of equals the last written - as pypaimon's sort and fold
+    before a file is written, but reading only the key and sequence columns; ``data`` may
+    be in many chunks (the result is one). A floating-point sequence (pypaimon orders it
+    as Java does) is not folded here."""
+    if data.num_rows < 2 or not keys:
+        return data.combine_chunks()
+    if any(pa.types.is_floating(data.schema.field(name).type) for name in sequence):
+        return data.combine_chunks()
+    names = [*keys, *sequence]
+    # a stable sort: rows with equal key and sequence stay in the order written
+    order = pc.sort_indices(
+        data.select(names),
+        sort_keys=[(name, "ascending") for name in names],
+        null_placement="at_start",
+    )
+    ordered_keys = data.select(list(keys)).take(order)
+    keep = _run_ends(ordered_keys.columns, data.num_rows)
+    assert keep is not None
+    return data.take(order.filter(keep.combine_chunks())).combine_chunks()
+
+
+def use_fast_write_paths() -> None:
+    """Install the Arrow replacements for pypaimon's row-by-row steps (idempotent)."""
+    use_columnar_dedup_fold()
+    _use_columnar_partitions()
+    _use_string_dictionaries()
+
+
+def _partitions_of(extractor: Any, data: pa.RecordBatch) -> list[tuple[Any, ...]]:
+    """Each row's partition values, as ``RowKeyExtractor._extract_partitions_batch``."""
+    if not extractor.partition_indices:
+        return [() for _ in range(data.num_rows)]
+    columns = extractor._input_columns(data, extractor.partition_indices)
+    if len(columns) == 1:  # one partition key (dt), nearly always one value in a batch
+        values = pc.unique(columns[0])
+        if len(values) == 1:
+            return [(values[0].as_py(),)] * data.num_rows
+    return list(zip(*(column.to_pylist() for column in columns), strict=True))
+
+
+def _use_columnar_partitions() -> None:
+    from pypaimon.write.row_key_extractor import RowKeyExtractor
+
+    original = getattr(RowKeyExtractor, "_extract_partitions_batch", None)
+    if original is None or getattr(original, "_upbitpipe_columnar", False):
+        return
+    if not hasattr(RowKeyExtractor, "_input_columns"):  # another pypaimon: leave it alone
+        return
+
+    def partitions(self: Any, data: pa.RecordBatch) -> list[tuple[Any, ...]]:
+        return _partitions_of(self, data)
+
+    partitions._upbitpipe_columnar = True  # type: ignore[attr-defined]
+    partitions._original = original  # type: ignore[attr-defined]
+    RowKeyExtractor._extract_partitions_batch = partitions
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth a parquet dictionary: strings (top level; nested ones stay plain)."""
+    strings = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
+    return [f.name for f in schema if any(is_type(f.type) for is_type in strings)]
+
+
+def _use_string_dictionaries() -> None:
+    from pypaimon.write.writer.data_writer import DataWriter
+
+    original = getattr(DataWriter, "_write_parquet_data", None)
+    if original is None or getattr(original, "_upbitpipe_columnar", False):
+        return
+
+    def write_parquet_data(self: Any, path: str, data: pa.Table) -> Any:
+        options = getattr(self, "parquet_writer_options", None)
+        if not isinstance(options, dict) or "use_dictionary" in options:
+            return original(self, path, data)
+        self.parquet_writer_options = {
+            **options,
+            "use_dictionary": _dictionary_columns(data.schema),
+        }
+        try:
+            return original(self, path, data)
+        finally:
+            self.parquet_writer_options = options
+
+    write_parquet_data._upbitpipe_columnar = True  # type: ignore[attr-defined]
+    write_parquet_data._original = original  # type: ignore[attr-defined]
+    DataWriter._write_parquet_data = write_parquet_data
 
 
 def use_columnar_dedup_fold() -> None:
@@ -63,7 +171,7 @@ def commit_arrow(paimon_table: Any, arrow: pa.Table, partition_keys: Sequence[st
     A one-bucket table skips pypaimon's per-row bucket hashing (~40 µs a row) by handing
     it bucket 0, one partition at a time.
     """
-    use_columnar_dedup_fold()
+    use_fast_write_paths()
     builder = paimon_table.new_batch_write_builder()
     writer = builder.new_write()
     committer = builder.new_commit()
@@ -107,7 +215,7 @@ class TableCommitter:
         self._identifier = 0
 
     def commit(self, arrow: pa.Table) -> None:
-        use_columnar_dedup_fold()
+        use_fast_write_paths()
         with self._lock:
             if self._writer is None:
                 builder = self.table.new_stream_write_builder()
