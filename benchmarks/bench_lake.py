@@ -41,6 +41,7 @@ from upbitpipe.config import Settings
 from upbitpipe.replay.market import SyntheticMarket
 from upbitpipe.sinks.base import SOURCE_WEBSOCKET, SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
+from upbitpipe.sinks import lake as lake_sink
 from upbitpipe.sinks.lake import LakeSink
 from upbitpipe.upbit.codec import MarketEvent, parse_frame
 
@@ -166,6 +167,12 @@ def main() -> None:
     ap.add_argument("--commit-rows", type=int, default=Settings().lake.commit_rows)
     ap.add_argument("--buckets", type=int, default=Settings().lake.buckets)
     ap.add_argument(
+        "--commit-mib",
+        type=float,
+        default=None,
+        help="commit once the pending Arrow rows hold this many MiB (default: the sink's)",
+    )
+    ap.add_argument(
         "--flush-every",
         type=int,
         default=0,
@@ -176,6 +183,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
+    if args.commit_mib is not None:
+        lake_sink.COMMIT_BYTES = int(args.commit_mib * 1024 * 1024)
 
     results = []
     for index in range(args.runs):
