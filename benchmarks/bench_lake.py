@@ -39,9 +39,9 @@ import pyarrow as pa
 
 from upbitpipe.config import Settings
 from upbitpipe.replay.market import SyntheticMarket
+from upbitpipe.sinks import lake as lake_sink
 from upbitpipe.sinks.base import SOURCE_WEBSOCKET, SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
-from upbitpipe.sinks import lake as lake_sink
 from upbitpipe.sinks.lake import LakeSink
 from upbitpipe.upbit.codec import MarketEvent, parse_frame
 
