@@ -11,15 +11,16 @@ as the sink encodes it (``encode_event``: orjson of the record, the market as ke
 
 * ``null``: encoding only, nothing sent (the harness and encoding floor);
 * ``sink``: the collector's own ``upbitpipe.sinks.kafka.KafkaSink``, its default config
-  (lz4, one transaction per write, one ``send_batch`` per partition);
-* ``aiokafka``: ``AIOKafkaProducer`` with the sink's options, plainly: begin, one
+  (``kafka.compression``'s default codec unless ``--codec``; one transaction per write, one
+  ``send_batch`` per partition);
+* ``aiokafka``: ``AIOKafkaProducer`` with the sink's options and codec, plainly: begin, one
   ``send_batch`` per partition, wait for the acks, commit (what aiokafka can do at best);
 * ``ck-lz4`` / ``ck-zstd``: confluent-kafka's ``Producer``, transactional: begin, one
   ``produce`` per record (delivery callback per record, as the sink needs per-record errors
   and the last offset for its in-doubt marker), ``commit_transaction`` in a worker thread so
   the event loop keeps running (acks=all, idempotent, ``linger.ms`` 5, murmur2 partitioner);
 * ``ck-idem``: confluent-kafka idempotent without transactions (``flush`` in a worker thread
-  is the "committed"), for reference.
+  is the "committed"; the sink's codec), for reference.
 
 Two modes per variant, each a child process of its own (its CPU, threads and RSS alone):
 
@@ -65,13 +66,13 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 VARIANTS = ("null", "sink", "aiokafka", "ck-lz4", "ck-zstd", "ck-idem")
-NOTES = {
+NOTES = {  # {codec}: --codec, the collector's default unless given
     "null": "encoding only, nothing sent (harness floor)",
-    "sink": "upbitpipe KafkaSink (aiokafka, txn, lz4)",
-    "aiokafka": "aiokafka plainly: begin, send_batch per partition, commit (lz4)",
+    "sink": "upbitpipe KafkaSink (aiokafka, txn, {codec})",
+    "aiokafka": "aiokafka plainly: begin, send_batch per partition, commit ({codec})",
     "ck-lz4": "confluent-kafka txn, produce per record, commit in a thread (lz4)",
     "ck-zstd": "confluent-kafka txn, produce per record, commit in a thread (zstd)",
-    "ck-idem": "confluent-kafka idempotent, no txn, flush in a thread (lz4)",
+    "ck-idem": "confluent-kafka idempotent, no txn, flush in a thread ({codec})",
 }
 MARKETS = 10
 POOL = 4_000  # prepared events, cycled (~50 MB: a record dict of a 30-level book is large)
@@ -86,7 +87,14 @@ class Producer(Protocol):
     def check(self, expected: int) -> str: ...
 
 
-def kafka_settings(bootstrap: str, prefix: str, compression: str = "lz4") -> Any:
+def default_codec() -> str:
+    from upbitpipe.config import KafkaSettings
+
+    return str(KafkaSettings().compression)
+
+
+def kafka_settings(bootstrap: str, prefix: str, compression: str | None = None) -> Any:
+    """The collector's Kafka config for one broker; ``compression`` None: its default."""
     from upbitpipe.config import KafkaSettings
 
     return KafkaSettings(
@@ -94,7 +102,7 @@ def kafka_settings(bootstrap: str, prefix: str, compression: str = "lz4") -> Any
         topic_prefix=prefix,
         replication_factor=1,
         min_insync_replicas=1,
-        compression=compression,  # type: ignore[arg-type]
+        compression=compression or default_codec(),  # type: ignore[arg-type]
     )
 
 
@@ -127,7 +135,7 @@ class SinkProducer:
         from upbitpipe.sinks.kafka import KafkaSink
 
         self.sink = KafkaSink(
-            kafka_settings(args.bootstrap, args.prefix),
+            kafka_settings(args.bootstrap, args.prefix, args.codec),
             tmp / "kafka-spool",
             DeadLetterBox(tmp / "deadletter"),
         )
@@ -156,7 +164,7 @@ class AiokafkaProducer:
 
         from upbitpipe.sinks.kafka import encode_event, producer_options
 
-        self.settings = kafka_settings(args.bootstrap, args.prefix)
+        self.settings = kafka_settings(args.bootstrap, args.prefix, args.codec)
         self.producer = AIOKafkaProducer(
             **producer_options(self.settings, f"bench-{uuid.uuid4().hex}")
         )
@@ -296,7 +304,7 @@ def make_producer(args: argparse.Namespace, tmp: Path) -> Producer:
     if args.variant == "aiokafka":
         return AiokafkaProducer(args)
     if args.variant == "ck-idem":
-        return ConfluentProducer(args, "lz4", transactional=False)
+        return ConfluentProducer(args, args.codec, transactional=False)
     return ConfluentProducer(args, args.variant.removeprefix("ck-"), transactional=True)
 
 
@@ -524,7 +532,7 @@ def run_child(args: argparse.Namespace, bootstrap: str, variant: str, mode: str)
     argv += ["--batch", str(args.batch), "--max-batch", str(args.max_batch)]
     argv += ["--events", str(args.events), "--rate", str(args.rate)]
     argv += ["--seconds", str(args.seconds), "--ck-linger-ms", str(args.ck_linger_ms)]
-    argv += ["--gather-ms", str(args.gather_ms)]
+    argv += ["--gather-ms", str(args.gather_ms), "--codec", args.codec]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
     if done.returncode:
         tail = done.stderr.strip().splitlines()[-3:]
@@ -546,7 +554,7 @@ def fmt(value: float | None, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
+def table(results: dict[str, dict[str, list[dict[str, Any]]]], codec: str) -> list[str]:
     lines = [
         "| variant | max: records/s | max: CPU-µs/rec | max: loop-thread µs/rec "
         "| @rate: CPU-µs/rec | @rate: p50 ms | @rate: p99 ms | @rate: write->commit p99 ms "
@@ -571,7 +579,7 @@ def table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
             f"| {fmt(median_of(paced, 'write_p99_ms'), '.1f')} "
             f"| {fmt(median_of(paced, 'mean_batch'), '.0f')} "
             f"| {fmt(peak, '.0f')} (+{fmt(growth, '.0f')}) "
-            f"| {ok}/{len(fast) + len(paced)} | {NOTES[variant]} |"
+            f"| {ok}/{len(fast) + len(paced)} | {NOTES[variant].format(codec=codec)} |"
         )
     return lines
 
@@ -634,11 +642,11 @@ def parent(args: argparse.Namespace) -> None:
     print()
     print(
         f"load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end; "
-        f"{(time.monotonic() - started) / 60:.1f} min; batch {args.batch} (max), "
+        f"{(time.monotonic() - started) / 60:.1f} min; codec {args.codec}; batch {args.batch} (max), "
         f"{args.rate:,.0f} records/s for {args.seconds:.0f} s (paced"
         + (f", a write at most every {args.gather_ms:g} ms)" if args.gather_ms else ")")
     )
-    for line in table(results):
+    for line in table(results, args.codec):
         print(line)
     print(verdict(results))
     if args.json:
@@ -672,6 +680,12 @@ def main() -> None:
         help="paced: start a write at most every MS ms (fewer, larger transactions); 0 = "
         "as the sink runner does, as soon as the last write returned",
     )
+    ap.add_argument(
+        "--codec",
+        default=None,
+        choices=["none", "gzip", "snappy", "lz4", "zstd"],
+        help="codec of sink, aiokafka and ck-idem (default: the collector's kafka.compression)",
+    )
     ap.add_argument("--ck-linger-ms", type=int, default=5, help="confluent-kafka linger.ms")
     ap.add_argument("--json", type=Path, default=None, help="also write every run here")
     # the child process of one run
@@ -680,6 +694,7 @@ def main() -> None:
     ap.add_argument("--mode", help=argparse.SUPPRESS)
     ap.add_argument("--prefix", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    args.codec = args.codec or default_codec()
     if args.child:
         print(json.dumps(asyncio.run(child(args))))
     else:
