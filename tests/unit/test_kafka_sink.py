@@ -5,13 +5,17 @@ settled by reading back (a fake verdict here; the integration tests use a real b
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.errors import ConcurrentTransactions, KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.producer import sender as aiokafka_sender
 from aiokafka.structs import RecordMetadata, TopicPartition
 
 from upbitpipe.config import KafkaSettings
@@ -19,10 +23,13 @@ from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.sinks.kafka import KafkaSink
 from upbitpipe.sinks.kafka_txn import (
+    AIOKAFKA_CONCURRENT_TXN_BACKOFF,
+    CONCURRENT_TXN_BACKOFF,
     MARKER_FILE,
     InDoubt,
     load_marker,
     save_marker,
+    shorten_concurrent_txn_backoff,
     transactional_id,
 )
 from upbitpipe.sinks.spool import DiskSpool, SpoolRecord
@@ -155,8 +162,10 @@ def _ids(values: list[bytes]) -> list[int]:
     return sorted(int(orjson.loads(v)["sequential_id"]) for v in values)
 
 
-def _sink(tmp_path: Path, broker: FakeBroker, **kw: Any) -> KafkaSink:
-    settings = KafkaSettings(request_timeout_ms=1000)
+def _sink(
+    tmp_path: Path, broker: FakeBroker, settings: KafkaSettings | None = None, **kw: Any
+) -> KafkaSink:
+    settings = settings or KafkaSettings(request_timeout_ms=1000)
 
     async def settle(marker: InDoubt) -> bool | None:
         return broker.settle(marker)
@@ -422,3 +431,91 @@ async def test_default_codec_is_zstd_and_the_client_can_encode_it() -> None:
     assert producer._compression_type == "zstd"
     payload = orjson.dumps([{"market": "KRW-BTC", "trade_price": 1.0}] * 50)
     assert zstd_decode(zstd_encode(payload)) == payload
+
+
+def _sleeps(monkeypatch: pytest.MonkeyPatch, broker: FakeBroker) -> list[tuple[float, int]]:
+    """Every ``asyncio.sleep`` asked for: (delay, records committed by then)."""
+    asked: list[tuple[float, int]] = []
+    sleep = asyncio.sleep
+
+    async def spy(delay: float, *args: Any) -> Any:
+        asked.append((delay, len(broker.committed)))
+        return await sleep(delay, *args)
+
+    monkeypatch.setattr(asyncio, "sleep", spy)
+    return asked
+
+
+async def test_a_commit_lingers_for_the_next_batch_with_its_records_visible(
+    tmp_path: Path, broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a commit the sink waits until ``linger_ms`` after its transaction began (the
+    next batch gathers meanwhile); the records are committed before that wait."""
+    sink = _sink(tmp_path, broker, KafkaSettings(request_timeout_ms=1000, linger_ms=200))
+    await sink.open()
+    asked = _sleeps(monkeypatch, broker)
+    await sink.write(_events(4))
+    assert len(asked) == 1
+    delay, committed = asked[0]
+    assert 0 < delay <= 0.2
+    assert committed == 4
+
+    eager = _sink(tmp_path / "eager", broker, KafkaSettings(request_timeout_ms=1000, linger_ms=0))
+    await eager.open()
+    await eager.write(_events(2, 4))
+    assert len(asked) == 1, "linger_ms 0 must not wait"
+    await sink.close()
+    await eager.close()
+    assert _ids(broker.committed) == list(range(6))
+
+
+async def test_a_write_cancelled_while_lingering_hands_nothing_back(
+    tmp_path: Path, broker: FakeBroker
+) -> None:
+    """Cancelled (shutdown) in the linger after its commit: the batch is in Kafka, so the
+    runner must not get it back to spool and send again."""
+    sink = _sink(tmp_path, broker, KafkaSettings(request_timeout_ms=1000, linger_ms=60_000))
+    await sink.open()
+    task = asyncio.create_task(sink.write(_events(3)))
+    for _ in range(100):
+        if len(broker.committed) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert len(broker.committed) == 3, "the write never committed"
+    assert not task.done(), "the write did not linger"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sink.take_unflushed() == []
+    await sink.close()
+    assert sink.stats()["spool_records"] == 0
+    assert _ids(broker.committed) == [0, 1, 2]
+
+
+def test_aiokafka_still_has_the_concurrent_transactions_backoff_we_shorten() -> None:
+    """``shorten_concurrent_txn_backoff`` sets a module constant of aiokafka: this fails when
+    aiokafka changes its value or its AddPartitionsToTxn handler stops reading it."""
+    source = inspect.getsource(aiokafka_sender)
+    assert re.search(
+        rf"^BACKOFF_OVERRIDE = {AIOKAFKA_CONCURRENT_TXN_BACKOFF}\b", source, re.MULTILINE
+    ), "aiokafka's sender.BACKOFF_OVERRIDE changed: review shorten_concurrent_txn_backoff"
+    reads = aiokafka_sender.AddPartitionsToTxnHandler.handle_response.__code__.co_names
+    assert "BACKOFF_OVERRIDE" in reads
+
+
+def test_concurrent_transactions_are_retried_after_the_short_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(aiokafka_sender, "BACKOFF_OVERRIDE", AIOKAFKA_CONCURRENT_TXN_BACKOFF)
+    shorten_concurrent_txn_backoff()
+    fake_sender = SimpleNamespace(
+        _retry_backoff=0.1,
+        _txn_manager=SimpleNamespace(txn_partitions=set(), transactional_id="t"),
+    )
+    handler = aiokafka_sender.AddPartitionsToTxnHandler(fake_sender, [TopicPartition("t", 0)])
+    refused = SimpleNamespace(errors=[("t", [(0, ConcurrentTransactions.errno)])])
+    assert handler.handle_response(refused) == CONCURRENT_TXN_BACKOFF < 0.02
+
+    monkeypatch.setattr(aiokafka_sender, "BACKOFF_OVERRIDE", 0.05)  # a changed aiokafka
+    shorten_concurrent_txn_backoff()
+    assert aiokafka_sender.BACKOFF_OVERRIDE == 0.05

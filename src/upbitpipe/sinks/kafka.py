@@ -54,6 +54,7 @@ from upbitpipe.sinks.kafka_txn import (
     clear_marker,
     load_marker,
     save_marker,
+    shorten_concurrent_txn_backoff,
     transactional_id,
 )
 from upbitpipe.sinks.spool import DiskSpool, SpoolFullError, SpoolRecord
@@ -83,7 +84,6 @@ def producer_options(settings: KafkaSettings, txn_id: str | None = None) -> dict
         "acks": "all",
         "enable_idempotence": True,
         "compression_type": None if settings.compression == "none" else settings.compression,
-        "linger_ms": settings.linger_ms,
         "max_batch_size": settings.max_batch_bytes,
         "request_timeout_ms": settings.request_timeout_ms,
         "max_request_size": MAX_REQUEST_BYTES,
@@ -182,6 +182,7 @@ class KafkaSink:
         self._drainer: asyncio.Task[None] | None = None
         self._backoff = Backoff(initial=0.5, cap=30.0)
         self._in_flight: list[SinkEvent] = []  # the batch ``write`` is delivering
+        self._txn_began: float | None = None  # loop time the last direct commit's txn began
         self.sent = 0
         self.delivery_errors = 0
         self.spooled_total = 0
@@ -194,6 +195,7 @@ class KafkaSink:
     # -- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> None:
+        shorten_concurrent_txn_backoff()
         self._spool = spool = await asyncio.to_thread(
             DiskSpool, self.spool_dir, self.settings.spool_max_bytes
         )
@@ -227,6 +229,22 @@ class KafkaSink:
         self._in_flight = list(events)
         await self._deliver(records)
         self._in_flight = []
+        await self._linger()
+
+    async def _linger(self) -> None:
+        """After a commit, let records gather until ``linger_ms`` after that transaction
+        began, so the next one carries them all: at low rates a transaction per few records
+        costs more CPU per record than the records themselves, and a transaction begun at
+        once after a commit finds the coordinator still writing that commit's markers
+        (``ConcurrentTransactions``, retried after a backoff). The committed records are
+        visible already; the wait adds to the next batch's latency at most ``linger_ms``.
+        At rates where a transaction takes longer than that, there is no wait."""
+        began, self._txn_began = self._txn_began, None
+        if began is None:
+            return
+        delay = began + self.settings.linger_ms / 1000 - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     def take_unflushed(self) -> list[SinkEvent]:
         """The batch of a ``write`` cancelled at shutdown before its commit was asked for (that
@@ -240,12 +258,14 @@ class KafkaSink:
             if self._producer is None or len(self._spool):
                 await self._spool_append(records)
                 return
+            began = asyncio.get_running_loop().time()
             try:
                 outcome = await self._transact(records)
             except asyncio.CancelledError:
                 self._keep_cancelled_commit()
                 raise
             if not outcome.retry:
+                self._txn_began = began
                 return
             if outcome.doubt is not None:
                 # the spool is empty (direct delivery): the batch becomes its head

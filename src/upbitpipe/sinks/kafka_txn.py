@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 TXN_ID_FILE = "transactional-id"
 MARKER_FILE = "in-doubt.json"
 
+#: aiokafka's own value of ``aiokafka.producer.sender.BACKOFF_OVERRIDE`` (0.11 to 0.14)
+AIOKAFKA_CONCURRENT_TXN_BACKOFF = 0.02
+#: what the sink sets it to (seconds); see :func:`shorten_concurrent_txn_backoff`
+CONCURRENT_TXN_BACKOFF = 0.005
+
 
 @dataclass(frozen=True, slots=True)
 class InDoubt:
@@ -62,6 +67,34 @@ def transactional_id(settings: KafkaSettings, spool_dir: Path) -> str:
     made = f"upbitpipe-{uuid.uuid4().hex}"
     replace_atomically(path, made.encode())
     return made
+
+
+def shorten_concurrent_txn_backoff() -> None:
+    """Make aiokafka ask again after 5 ms, not 20, to add a partition to a new transaction
+    that the coordinator refused with ``ConcurrentTransactions``.
+
+    After a commit is acknowledged, the coordinator still writes its markers into the
+    partitions; until it is done it refuses to add them to the next transaction, and aiokafka
+    sleeps ``sender.BACKOFF_OVERRIDE`` (a module constant, no option) before it asks again.
+    Markers take a few ms, so the 20 ms sleep was the largest part of a transaction's tail
+    and of the p99 exchange -> committed latency. A retry is one small request to the
+    coordinator. The constant is process-wide, but only transactional producers read it.
+    Set in this one place; a unit test fails when aiokafka changes its value or stops
+    reading it, and an aiokafka with another value is left alone (logged)."""
+    from aiokafka.producer import sender
+
+    current = getattr(sender, "BACKOFF_OVERRIDE", None)
+    if current == CONCURRENT_TXN_BACKOFF:
+        return
+    if current != AIOKAFKA_CONCURRENT_TXN_BACKOFF:
+        log.warning(
+            "aiokafka's ConcurrentTransactions backoff is %r, not the %r this sink shortens;"
+            " left as it is",
+            current,
+            AIOKAFKA_CONCURRENT_TXN_BACKOFF,
+        )
+        return
+    sender.BACKOFF_OVERRIDE = CONCURRENT_TXN_BACKOFF
 
 
 def save_marker(path: Path, marker: InDoubt) -> None:
