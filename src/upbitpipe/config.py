@@ -114,7 +114,7 @@ class UpbitSettings(Section):
 
     websocket_url: AnyUrl = AnyUrl("wss://api.upbit.com/websocket/v1")
     rest_url: AnyHttpUrl = AnyHttpUrl("https://api.upbit.com")
-    format: Literal["DEFAULT", "SIMPLE"] = "SIMPLE"
+    format: Literal["DEFAULT", "SIMPLE"] = "DEFAULT"
     orderbook_depth: Literal[1, 5, 15, 30] = 30
     codes_per_connection: int = Field(default=50, ge=1, le=500)
     # a rate below MIN_RATE (one call per ~17 minutes) would stall reconnects or backfills
