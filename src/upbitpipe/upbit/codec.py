@@ -384,12 +384,16 @@ _SPLICE_PREFIX = {kind: b'{"type":"%b","code":"' % kind.encode() for kind in EVE
 # a key the record gets (or loses) apart from the frame's own: anywhere in a trade or
 # ticker frame, or at the top level of a book, it makes the splice fall back
 _SPLICE_CLASH = re.compile(rb'"(?:code"|market"|type"|_)')
-_SPLICE_BOOK_CLASH = re.compile(
-    rb'"(?:code"|market"|type"|_|best_ask_price"|best_bid_price"|spread")'
+_JSON_NUMBER = rb"-?[0-9][-+.0-9eE]*"  # a JSON number (the frame is valid JSON: orjson read it)
+# a book as Upbit sends it, from the market code to its units: timestamp and both totals
+_BOOK_HEAD = re.compile(
+    rb'[^"\\]*","timestamp":[0-9]+,"total_ask_size":%b,"total_bid_size":%b,"orderbook_units":\['
+    % (_JSON_NUMBER, _JSON_NUMBER)
 )
-_UNITS_KEY = b'"orderbook_units":['
-_TOTAL_KEYS = (b'"total_ask_size"', b'"total_bid_size"')
-_NUMBER_START = frozenset(bytes((c,)) for c in b"-0123456789")
+_BOOK_TAIL_CLASH = re.compile(
+    rb'"(?:code"|market"|type"|_|best_ask_price"|best_bid_price"|spread"|total_ask_size"'
+    rb'|total_bid_size")'
+)
 
 
 def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) -> bytes | None:
@@ -399,17 +403,18 @@ def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) ->
 
     ``data`` is what :func:`parse_frame` made of ``raw``, ``suffix`` the
     :func:`metadata_suffix`. The result is ``raw`` with the top-level ``"code"`` key renamed
-    ``"market"``, a book's derived fields (best prices, spread, and totals the frame lacked)
-    and the metadata appended before the closing brace: ``orjson.loads`` of it equals the
-    record. Key order and number spelling are the exchange's, which no reader depends on.
+    ``"market"``, a book's derived best prices and spread, and the metadata appended before
+    the closing brace: ``orjson.loads`` of it equals the record. Key order and number
+    spelling are the exchange's, which no reader depends on.
 
     The shape, checked on the bytes: the frame starts ``{"type":"<kind>","code":"`` (a
     DEFAULT frame as Upbit sends it, so that ``code`` key is the top-level one) and ends with
-    ``}``; it has no backslash (so every ``"`` delimits a string, and a key cannot hide in one);
-    no other ``code``, ``type`` or ``market`` key and no ``_`` key anywhere in a trade or
-    ticker (for a book: at its top level, outside the ``orderbook_units`` array, which must be
-    one flat array of objects, with no other object or array at the top level); a book's
-    totals either absent or given once as a number.
+    ``}``; it has no backslash (so every ``"`` delimits a string, and no key hides in one).
+    A trade or ticker has no other ``code``, ``type`` or ``market`` key and no ``_`` key
+    anywhere. A book goes on as Upbit's do - ``timestamp``, ``total_ask_size`` and
+    ``total_bid_size`` (numbers), then ``orderbook_units``, one flat array of objects - and
+    after the units has no object, no array and none of those keys, the derived ones or
+    the totals.
     """
     prefix = _SPLICE_PREFIX.get(kind)
     if prefix is None or not raw.startswith(prefix) or raw[-1] != 0x7D or b"\\" in raw:
@@ -420,10 +425,10 @@ def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) ->
         if _SPLICE_CLASH.search(raw, start) is not None:
             return None
         return b"".join((raw[:code], b'"market"', raw[code + 6 : -1], suffix))
-    units = raw.find(_UNITS_KEY, start)
-    if units < 0 or raw.find(b"{", 1, units) >= 0:
-        return None  # no units key, or an object before it (a nested key could hide there)
-    first = units + len(_UNITS_KEY)
+    head = _BOOK_HEAD.match(raw, start)
+    if head is None:
+        return None
+    first = head.end()
     end = raw.find(b"]", first)
     # the first "]" closes the units when no "[" comes before it and nothing after it is
     # an array or an object: then the rest of the frame is top-level text
@@ -432,40 +437,17 @@ def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) ->
         or raw.find(b"[", first, end) >= 0
         or raw.find(b"]", end + 1) >= 0
         or raw.find(b"{", end) >= 0
-        or _SPLICE_BOOK_CLASH.search(raw, start, units) is not None
-        or _SPLICE_BOOK_CLASH.search(raw, end) is not None
+        or _BOOK_TAIL_CLASH.search(raw, end) is not None
     ):
         return None
-    extra: dict[str, Any] = {
-        "best_ask_price": data["best_ask_price"],
-        "best_bid_price": data["best_bid_price"],
-        "spread": data["spread"],
-    }
-    for key, name in zip(_TOTAL_KEYS, ("total_ask_size", "total_bid_size"), strict=True):
-        before = _given_once(raw, key, start, units)
-        after = _given_once(raw, key, end, len(raw))
-        if before < 0 or after < 0 or before + after > 1:
-            return None
-        if not before + after:
-            extra[name] = data[name]  # parse_frame summed the units
-    return b"".join(
-        (raw[:code], b'"market"', raw[code + 6 : -1], b",", orjson.dumps(extra)[1:-1], suffix)
+    derived = orjson.dumps(
+        {
+            "best_ask_price": data["best_ask_price"],
+            "best_bid_price": data["best_bid_price"],
+            "spread": data["spread"],
+        }
     )
-
-
-def _given_once(raw: bytes, key: bytes, start: int, end: int) -> int:
-    """1 if the key occurs once in ``raw[start:end]`` with a number as its value, 0 if it
-    does not occur, -1 (never splice) otherwise: twice, null, or anything else."""
-    at = raw.find(key, start, end)
-    if at < 0:
-        return 0
-    after = at + len(key)
-    if raw.find(key, after, end) >= 0:
-        return -1
-    tail = raw[after : after + 40].lstrip()  # JSON whitespace may come around the colon
-    if tail[:1] != b":" or tail[1:].lstrip()[:1] not in _NUMBER_START:
-        return -1
-    return 1
+    return b"".join((raw[:code], b'"market"', raw[code + 6 : -1], b",", derived[1:-1], suffix))
 
 
 def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
