@@ -26,8 +26,9 @@ inside ``write``, so the rows differ only in what sends and commits them:
 Two modes per variant, each a child process of its own (its CPU, threads and RSS alone):
 
 * ``max``: write batches of ``--batch`` events (1,024: what the picows transport hands over at
-  full rate) back to back: records/s and CPU-µs per record of the whole process (psutil, all
-  threads: librdkafka's and aiokafka's work counts), and of the event-loop thread alone;
+  full rate) back to back: records/s and CPU-µs per record of the whole process (all
+  threads: librdkafka's and aiokafka's work counts; ``process_time``, the counter psutil's
+  ``cpu_times`` reads, at ns resolution), and of the event-loop thread alone;
 * ``paced``: events arrive at ``--rate`` (5,000/s) in 2 ms ticks; a writer takes whatever
   arrived since its last write (at most ``--max-batch``, the sink runner's 2,000), as the
   collector's sink runner does. Latency per record: its arrival (the scheduled time, so a
@@ -41,7 +42,7 @@ differs from what it wrote fails. Kafka is one broker from the pinned Apache jar
 the project's infra code (``bench_memory``'s ``kafka_cluster``), or ``--bootstrap``.
 
     .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python benchmarks/bench_producer.py                  # ~10 min
+    .venv/bin/python benchmarks/bench_producer.py                  # ~6 min
     .venv/bin/python benchmarks/bench_producer.py --runs 1 --variants sink,ck-lz4
 """
 
