@@ -121,3 +121,17 @@ def test_columnar_partitions_equal_pypaimons() -> None:
         extractor.partition_indices = indices
         for data in (batch, batch.slice(1, 2), batch.slice(0, 0)):
             assert _partitions_of(extractor, data) == original(extractor, data)
+
+
+def test_columnar_fold_of_unique_keys_is_the_data_in_one_chunk() -> None:
+    """No key twice (a history table's usual batch): the rows as they are, in one chunk."""
+    current = KeyValueDataWriter._merge_pending_by_pk
+    original = getattr(current, "_original", current)
+    data = sorted_kv_table(300, 1)
+    keys = data.select(["_KEY_market", "_KEY_id"]).to_pylist()
+    unique = data.filter(pa.array([i == 0 or keys[i] != keys[i - 1] for i in range(len(keys))]))
+    two_chunks = pa.concat_tables([unique.slice(0, 100), unique.slice(100)])
+    for table in (unique, two_chunks):
+        got = _last_of_each_key(writer(), table)
+        assert got.to_pylist() == original(writer(), table).to_pylist() == unique.to_pylist()
+        assert got.column(0).num_chunks == 1

@@ -50,6 +50,8 @@ def _last_of_each_key(writer: Any, data: pa.Table) -> pa.Table:
     keep = _run_ends(keys, data.num_rows)
     if keep is None:
         return data
+    if pc.all(keep).as_py():  # no key twice (the usual history batch): no filtered copy
+        return data if data.column(0).num_chunks == 1 else data.combine_chunks()
     # one chunk, as pypaimon's own fold returns: with a multi-chunk table the files it
     # wrote were read back unmerged (duplicate keys across commits)
     return data.filter(keep).combine_chunks()
