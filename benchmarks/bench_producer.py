@@ -83,6 +83,8 @@ TIMEOUT_S = 30.0
 
 # --- the child: one variant, one mode ------------------------------------------------------
 class Producer(Protocol):
+    committed_at: float | None  # monotonic time the last write's records were committed
+
     async def open(self) -> None: ...
     async def write(self, events: Sequence[Any]) -> None: ...
     async def close(self) -> None: ...
@@ -109,6 +111,8 @@ def kafka_settings(bootstrap: str, prefix: str, compression: str | None = None) 
 
 
 class NullProducer:
+    committed_at: float | None = None
+
     def __init__(self, args: argparse.Namespace) -> None:
         from upbitpipe.sinks.kafka import encode_event
 
@@ -130,7 +134,13 @@ class NullProducer:
 
 
 class SinkProducer:
-    """The collector's KafkaSink, as ``collector.runtime`` builds it."""
+    """The collector's KafkaSink, as ``collector.runtime`` builds it.
+
+    Its ``write`` lingers after the commit (``kafka.linger_ms`` after the transaction began,
+    to gather the next batch): the records are committed when that wait starts, so that is
+    the moment taken as committed."""
+
+    committed_at: float | None = None
 
     def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
         from upbitpipe.sinks.deadletter import DeadLetterBox
@@ -144,9 +154,22 @@ class SinkProducer:
 
     async def open(self) -> None:
         await self.sink.open()
+        self._watch_linger()
 
     async def write(self, events: Sequence[Any]) -> None:
+        self.committed_at = None
         await self.sink.write(events)
+
+    def _watch_linger(self) -> None:
+        linger = getattr(self.sink, "_linger", None)
+        if linger is None:  # a sink without the post-commit wait
+            return
+
+        async def timed() -> None:
+            self.committed_at = time.monotonic()
+            await linger()
+
+        self.sink._linger = timed  # type: ignore[method-assign]
 
     async def close(self) -> None:
         await self.sink.close()
@@ -160,6 +183,8 @@ class SinkProducer:
 
 class AiokafkaProducer:
     """aiokafka with the sink's options, without the sink's bookkeeping."""
+
+    committed_at: float | None = None
 
     def __init__(self, args: argparse.Namespace) -> None:
         from aiokafka import AIOKafkaProducer
@@ -223,6 +248,8 @@ class AiokafkaProducer:
 class ConfluentProducer:
     """confluent-kafka (librdkafka): produce per record on the loop thread (a C call that
     only enqueues), the blocking commit (or flush) in a worker thread."""
+
+    committed_at: float | None = None
 
     def __init__(self, args: argparse.Namespace, compression: str, transactional: bool) -> None:
         from confluent_kafka import Producer
@@ -420,7 +447,7 @@ async def run_paced(
         del buffer[: args.max_batch]
         called = last_call = time.monotonic()
         await producer.write([event for _, event in batch])
-        committed = time.monotonic()
+        committed = producer.committed_at or time.monotonic()
         latency.extend((committed - due) * 1000 for due, _ in batch)
         write_latency.extend([(committed - called) * 1000] * len(batch))
         sizes.append(len(batch))
