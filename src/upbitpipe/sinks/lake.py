@@ -52,7 +52,7 @@ Rejected = list[tuple[SinkEvent, str]]
 Pending = dict[str, list[dict[str, pa.Table]]]  # event type -> per write batch: table -> rows
 # commit early once the pending Arrow rows hold this much: a commit has a fixed cost of ~30
 # CPU-ms (four snapshots: manifests, a parquet file, snapshot files per table), so at max
-# rate 16 MiB (~25,000 events) costs ~8 % less CPU than 8 MiB for ~+30 MB of peak RSS
+# rate 16 MiB (~25,000 events) cost 1-8 % less CPU than 8 MiB for ~+30 MB of peak RSS
 COMMIT_BYTES = 16 * 1024 * 1024
 STAGE_ROWS = 1024  # events of one type converted to Arrow together (faster per row than more)
 STAGE_BYTES = 1024 * 1024  # ... or fewer once their frames hold this much
