@@ -5,11 +5,15 @@ in its default mix (trade + ticker per trade, 30 % orderbooks), plus per-type ro
 Each figure is the median of ``--runs`` passes over ``--frames`` frames, single thread,
 in CPU time (``time.process_time``) so that other load on the machine distorts it less.
 
-The last rows are the collector's whole per-frame path without the transport: SIMPLE frames
-of 10 markets through ``CollectorService._on_shard_frames`` in batches of ``--batch``
-(parse, subscription/clock gate, dedup, data-contract record, resume bookkeeping, one buffer
-operation per batch) into a sink runner whose writer drops the events, with the startup
-objects frozen as ``collect`` does (``gc.freeze``).
+Per type, the data-contract JSON of a DEFAULT event: ``orjson.dumps`` of the record, and
+for books also ``splice_record`` from the frame's bytes (what the collector does for them).
+
+The last rows are the collector's whole per-frame path without the transport: DEFAULT and
+SIMPLE frames of 10 markets through ``CollectorService._on_shard_frames`` in batches of
+``--batch`` (parse, subscription/clock gate, dedup, data-contract record and its JSON,
+resume bookkeeping, one buffer operation per batch) into a sink runner whose writer drops
+the events and, like the Kafka sink, reads only their JSON (so no record dict is kept), with
+the startup objects frozen as ``collect`` does (``gc.freeze``).
 
     .venv/bin/python benchmarks/bench_parse.py
     .venv/bin/python benchmarks/bench_parse.py --frames 50000 --runs 7
@@ -36,7 +40,7 @@ from upbitpipe.config import Settings
 from upbitpipe.replay.market import SyntheticMarket
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
-from upbitpipe.upbit.codec import parse_frame
+from upbitpipe.upbit.codec import MarketEvent, metadata_suffix, parse_frame, splice_record
 from upbitpipe.upbit.rest import UpbitRestClient
 
 PATH_MARKETS = [f"KRW-M{i:02d}" for i in range(10)]
@@ -60,7 +64,7 @@ def frames(
     return out[:n]
 
 
-def measure(fn: Callable[[bytes], object], data: list[bytes], runs: int) -> float:
+def measure(fn: Callable[[Any], object], data: Sequence[Any], runs: int) -> float:
     """Median CPU seconds per message over ``runs`` passes (CPU time: the box is shared)."""
     samples = []
     for _ in range(runs):
@@ -76,6 +80,7 @@ class DropSink:
 
     name = "drop"
     flush_interval = 1.0
+    needs_record = False  # as the Kafka sink
 
     def __init__(self) -> None:
         self.count = 0
@@ -84,7 +89,7 @@ class DropSink:
         return None
 
     async def write(self, events: Sequence[SinkEvent]) -> None:
-        self.count += len(events)
+        self.count += sum(1 for e in events if e.value)
 
     async def flush(self) -> None:
         return None
@@ -152,6 +157,7 @@ def main() -> None:
         simple = frames(args.frames, "SIMPLE", kind)
         default = frames(args.frames, "DEFAULT", kind)
         size = statistics.mean(len(f) for f in simple)
+        dsize = statistics.mean(len(f) for f in default)
         cases: list[tuple[str, Callable[[bytes], object], list[bytes]]] = [
             ("json.loads (SIMPLE, baseline)", json.loads, simple),
             ("orjson.loads (SIMPLE, baseline)", orjson.loads, simple),
@@ -159,12 +165,34 @@ def main() -> None:
             ("parse_frame SIMPLE", parse_frame, simple),
         ]
         for name, fn, data in cases:
-            rows.append((label, name, measure(fn, data, args.runs), size))
-    path_frames = frames(args.frames, "SIMPLE", markets=PATH_MARKETS)
-    path_size = statistics.mean(len(f) for f in path_frames)
-    for batch in sorted({1, args.batch}):
-        seconds = measure_collector(path_frames, args.runs, batch)
-        rows.append(("mix, 10 m", f"collector path, batch {batch}", seconds, path_size))
+            rows.append(
+                (label, name, measure(fn, data, args.runs), dsize if data is default else size)
+            )
+        events = [(raw, parse_frame(raw)) for raw in default]
+        suffix = metadata_suffix(1_795_460_000_000, "upbit_websocket", "bench")
+        records = [
+            {**e.data, "_ingested_at": 1, "_source": "upbit_websocket", "_collector": "bench"}
+            for _, e in events
+            if isinstance(e, MarketEvent)
+        ]
+        parsed = [(raw, e.type, e.data) for raw, e in events if isinstance(e, MarketEvent)]
+        rows.append(
+            (label, "JSON: orjson.dumps(record)", measure(orjson.dumps, records, args.runs), dsize)
+        )
+
+        def splice(item: tuple[bytes, str, dict[str, Any]], suffix: bytes = suffix) -> object:
+            return splice_record(item[0], item[1], item[2], suffix)
+
+        if kind == "orderbook":  # only books are spliced (serialising the others is cheaper)
+            rows.append(
+                (label, "JSON: splice_record (DEFAULT)", measure(splice, parsed, args.runs), dsize)
+            )
+    for fmt in ("DEFAULT", "SIMPLE"):
+        path_frames = frames(args.frames, fmt, markets=PATH_MARKETS)
+        path_size = statistics.mean(len(f) for f in path_frames)
+        for batch in sorted({1, args.batch}):
+            seconds = measure_collector(path_frames, args.runs, batch)
+            rows.append(("mix, 10 m", f"collector path {fmt}, batch {batch}", seconds, path_size))
 
     print(
         f"# bench_parse: {args.frames} frames x {args.runs} runs (median), "
@@ -172,7 +200,7 @@ def main() -> None:
     )
     print()
     print(
-        f"| {'frames':<9} | {'case':<32} | {'msgs/s':>10} | {'CPU-µs/msg':>10} | {'SIMPLE bytes':>12} |"
+        f"| {'frames':<9} | {'case':<32} | {'msgs/s':>10} | {'CPU-µs/msg':>10} | {'frame bytes':>12} |"
     )
     print(f"|{'-' * 11}|{'-' * 34}|{'-' * 12}|{'-' * 12}|{'-' * 14}|")
     for label, name, seconds, size in rows:

@@ -1,6 +1,7 @@
-"""The Kafka value spliced from a DEFAULT frame's bytes (``codec.splice_record``) says exactly
-what serialising the record says, for every frame the collector sees; any frame of another
-shape falls back (None), never to a different record."""
+"""The Kafka value spliced from a DEFAULT book's bytes (``codec.splice_record``) says exactly
+what serialising the record says, for every book the collector sees; any frame of another
+shape (and every trade and ticker: serialising those is cheaper) falls back (None), never
+to a different record."""
 
 from __future__ import annotations
 
@@ -74,24 +75,32 @@ def real_frames() -> list[bytes]:
     return out
 
 
-def test_every_synthetic_frame_splices_to_its_record() -> None:
-    frames = synthetic_frames()
-    kinds = {parse_frame(f).type for f in frames}  # type: ignore[union-attr]
-    assert kinds == {"ticker", "trade", "orderbook"}
+def check_books_spliced(frames: list[bytes]) -> int:
+    """Every book splices to its record, every trade and ticker falls back; the books."""
+    books = 0
     for raw in frames:
         value, expected = spliced(raw)
-        assert value is not None, raw[:80]
-        assert orjson.loads(value) == expected
-
-
-def test_every_real_frame_splices_to_its_record() -> None:
-    frames = real_frames()
-    assert len(frames) == 3 + 3 + 449
-    for raw in frames:
-        value, expected = spliced(raw)
+        if expected["type"] != "orderbook":
+            assert value is None
+            continue
+        books += 1
         assert value is not None, raw[:80]
         assert orjson.loads(value) == expected
         assert value.count(b'"market"') == 1 and b'"code"' not in value
+    return books
+
+
+def test_every_synthetic_book_splices_to_its_record() -> None:
+    frames = synthetic_frames()
+    kinds = {parse_frame(f).type for f in frames}  # type: ignore[union-attr]
+    assert kinds == {"ticker", "trade", "orderbook"}
+    assert check_books_spliced(frames) > 300
+
+
+def test_every_real_book_splices_to_its_record() -> None:
+    frames = real_frames()
+    assert len(frames) == 3 + 3 + 449
+    assert check_books_spliced(frames) == 1 + 1 + 145
 
 
 def book(units: list[dict[str, Any]], **extra: Any) -> bytes:
@@ -137,6 +146,8 @@ def with_keys(raw: bytes, **extra: Any) -> bytes:
 
 
 FALLBACKS = {
+    "trade": TRADE,
+    "ticker": TICKER,
     "simple trade": (DATA / "upbit_simple_frames.jsonl").read_bytes().splitlines()[1],
     "simple book": (DATA / "upbit_simple_frames.jsonl").read_bytes().splitlines()[2],
     "pretty-printed": orjson.dumps(orjson.loads(TRADE), option=orjson.OPT_INDENT_2),
@@ -183,12 +194,12 @@ def test_frames_of_another_shape_fall_back(name: str) -> None:
 
 
 def spaced(raw: bytes) -> bytes:
-    """Whitespace after every separator but the prefix ``{"type":"…","code":``."""
-    cut = raw.index(b'"code":"') + 8
+    """Whitespace around every separator in and after a book's units."""
+    cut = raw.index(b'"orderbook_units":[') + 19
     return raw[:cut] + raw[cut:].replace(b",", b" ,\n\t").replace(b'":', b'" :\r ')
 
 
-FITS = ["nested keys of units", "keys like code", "whitespace"]
+FITS = ["nested keys of units", "keys like code", "whitespace in the units and after"]
 
 
 @pytest.mark.parametrize("name", FITS)
@@ -201,8 +212,8 @@ def test_frames_that_still_fit_splice_right(name: str) -> None:
             total_bid_size=2.5,
         ),
         # a key that ends in code, values that contain it
-        "keys like code": with_keys(TRADE, market_code="KRW-ETH", note="code market type"),
-        "whitespace": spaced(TICKER),
+        "keys like code": BOOK[:-1] + b',"market_code":"KRW-ETH","note":"code market type"}',
+        "whitespace in the units and after": spaced(BOOK),
     }[name]
     value, expected = spliced(raw)
     assert value is not None

@@ -379,17 +379,16 @@ def metadata_suffix(ingested_at: int, source: str, collector: str) -> bytes:
     )
 
 
-# What splicing needs of a DEFAULT frame, checked on its bytes (see ``splice_record``).
-_SPLICE_PREFIX = {kind: b'{"type":"%b","code":"' % kind.encode() for kind in EVENT_TYPES}
-# a key the record gets (or loses) apart from the frame's own: anywhere in a trade or
-# ticker frame, or at the top level of a book, it makes the splice fall back
-_SPLICE_CLASH = re.compile(rb'"(?:code"|market"|type"|_)')
+# What splicing needs of a DEFAULT book, checked on its bytes (see ``splice_record``).
+_BOOK_PREFIX = b'{"type":"orderbook","code":"'
 _JSON_NUMBER = rb"-?[0-9][-+.0-9eE]*"  # a JSON number (the frame is valid JSON: orjson read it)
 # a book as Upbit sends it, from the market code to its units: timestamp and both totals
 _BOOK_HEAD = re.compile(
     rb'[^"\\]*","timestamp":[0-9]+,"total_ask_size":%b,"total_bid_size":%b,"orderbook_units":\['
     % (_JSON_NUMBER, _JSON_NUMBER)
 )
+# a key the record gets (or loses) apart from the frame's own: after the units it makes
+# the splice fall back
 _BOOK_TAIL_CLASH = re.compile(
     rb'"(?:code"|market"|type"|_|best_ask_price"|best_bid_price"|spread"|total_ask_size"'
     rb'|total_bid_size")'
@@ -397,34 +396,34 @@ _BOOK_TAIL_CLASH = re.compile(
 
 
 def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) -> bytes | None:
-    """The data-contract JSON of a live DEFAULT-format event, spliced from its frame bytes
-    instead of serialising ``data`` again; None when the frame is not of the shape this
-    relies on (the caller then serialises the record).
+    """The data-contract JSON of a live DEFAULT-format orderbook, spliced from its frame
+    bytes instead of serialising ``data`` again; None for anything else (the caller then
+    serialises the record).
 
     ``data`` is what :func:`parse_frame` made of ``raw``, ``suffix`` the
     :func:`metadata_suffix`. The result is ``raw`` with the top-level ``"code"`` key renamed
-    ``"market"``, a book's derived best prices and spread, and the metadata appended before
-    the closing brace: ``orjson.loads`` of it equals the record. Key order and number
-    spelling are the exchange's, which no reader depends on.
+    ``"market"``, the derived best prices and spread, and the metadata appended before the
+    closing brace: ``orjson.loads`` of it equals the record. Key order and number spelling
+    are the exchange's, which no reader depends on.
 
-    The shape, checked on the bytes: the frame starts ``{"type":"<kind>","code":"`` (a
-    DEFAULT frame as Upbit sends it, so that ``code`` key is the top-level one) and ends with
-    ``}``; it has no backslash (so every ``"`` delimits a string, and no key hides in one).
-    A trade or ticker has no other ``code``, ``type`` or ``market`` key and no ``_`` key
-    anywhere. A book goes on as Upbit's do - ``timestamp``, ``total_ask_size`` and
-    ``total_bid_size`` (numbers), then ``orderbook_units``, one flat array of objects - and
-    after the units has no object, no array and none of those keys, the derived ones or
-    the totals.
+    Only books: a trade or ticker is a flat dict that ``orjson.dumps`` encodes faster than
+    a splice could prove it safe (benchmarks/README.md, "Kafka values spliced"); a book's
+    30 unit dicts are what makes encoding it dear.
+
+    The shape, checked on the bytes: the frame starts ``{"type":"orderbook","code":"`` (as
+    Upbit sends it, so that ``code`` key is the top-level one), goes on with ``timestamp``,
+    ``total_ask_size`` and ``total_bid_size`` (numbers), then ``orderbook_units``, one flat
+    array of objects, and ends with ``}``; it has no backslash (so every ``"`` delimits a
+    string, and no key hides in one); after the units come no object, no array and none of
+    the keys the record sets (``code``, ``market``, ``type``, ``_…``, the derived ones, the
+    totals).
     """
-    prefix = _SPLICE_PREFIX.get(kind)
-    if prefix is None or not raw.startswith(prefix) or raw[-1] != 0x7D or b"\\" in raw:
+    if kind != "orderbook" or not raw.startswith(_BOOK_PREFIX):
         return None
-    start = len(prefix)
+    if raw[-1] != 0x7D or b"\\" in raw:
+        return None
+    start = len(_BOOK_PREFIX)
     code = start - 8  # where '"code"' starts
-    if kind != "orderbook":
-        if _SPLICE_CLASH.search(raw, start) is not None:
-            return None
-        return b"".join((raw[:code], b'"market"', raw[code + 6 : -1], suffix))
     head = _BOOK_HEAD.match(raw, start)
     if head is None:
         return None
