@@ -22,7 +22,7 @@ replaces three such steps with Arrow ones that give the same result:
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -99,21 +99,32 @@ def _partitions_of(extractor: Any, data: pa.RecordBatch) -> list[tuple[Any, ...]
     return list(zip(*(column.to_pylist() for column in columns), strict=True))
 
 
+def _replace_method(owner: type, name: str, make: Callable[[Any], Any]) -> None:
+    """Install ``make(original)`` as ``owner.name`` (idempotent: a method already replaced
+    is left; a pypaimon without the method is left alone). The replacement keeps the
+    original as ``_original``, which the tests compare against."""
+    original = getattr(owner, name, None)
+    if original is None or getattr(original, "_upbitpipe_columnar", False):
+        return
+    replacement = make(original)
+    replacement._upbitpipe_columnar = True
+    replacement._original = original
+    setattr(owner, name, replacement)
+
+
 def _use_columnar_partitions() -> None:
     from pypaimon.write.row_key_extractor import RowKeyExtractor
 
-    original = getattr(RowKeyExtractor, "_extract_partitions_batch", None)
-    if original is None or getattr(original, "_upbitpipe_columnar", False):
-        return
     if not hasattr(RowKeyExtractor, "_input_columns"):  # another pypaimon: leave it alone
         return
 
-    def partitions(self: Any, data: pa.RecordBatch) -> list[tuple[Any, ...]]:
-        return _partitions_of(self, data)
+    def make(original: Any) -> Any:
+        def partitions(self: Any, data: pa.RecordBatch) -> list[tuple[Any, ...]]:
+            return _partitions_of(self, data)
 
-    partitions._upbitpipe_columnar = True  # type: ignore[attr-defined]
-    partitions._original = original  # type: ignore[attr-defined]
-    RowKeyExtractor._extract_partitions_batch = partitions
+        return partitions
+
+    _replace_method(RowKeyExtractor, "_extract_partitions_batch", make)
 
 
 def _dictionary_columns(schema: pa.Schema) -> list[str]:
@@ -125,26 +136,23 @@ def _dictionary_columns(schema: pa.Schema) -> list[str]:
 def _use_string_dictionaries() -> None:
     from pypaimon.write.writer.data_writer import DataWriter
 
-    original = getattr(DataWriter, "_write_parquet_data", None)
-    if original is None or getattr(original, "_upbitpipe_columnar", False):
-        return
+    def make(original: Any) -> Any:
+        def write_parquet_data(self: Any, path: str, data: pa.Table) -> Any:
+            options = getattr(self, "parquet_writer_options", None)
+            if not isinstance(options, dict) or "use_dictionary" in options:
+                return original(self, path, data)
+            self.parquet_writer_options = {
+                **options,
+                "use_dictionary": _dictionary_columns(data.schema),
+            }
+            try:
+                return original(self, path, data)
+            finally:
+                self.parquet_writer_options = options
 
-    def write_parquet_data(self: Any, path: str, data: pa.Table) -> Any:
-        options = getattr(self, "parquet_writer_options", None)
-        if not isinstance(options, dict) or "use_dictionary" in options:
-            return original(self, path, data)
-        self.parquet_writer_options = {
-            **options,
-            "use_dictionary": _dictionary_columns(data.schema),
-        }
-        try:
-            return original(self, path, data)
-        finally:
-            self.parquet_writer_options = options
+        return write_parquet_data
 
-    write_parquet_data._upbitpipe_columnar = True  # type: ignore[attr-defined]
-    write_parquet_data._original = original  # type: ignore[attr-defined]
-    DataWriter._write_parquet_data = write_parquet_data
+    _replace_method(DataWriter, "_write_parquet_data", make)
 
 
 def use_columnar_dedup_fold() -> None:
@@ -153,18 +161,15 @@ def use_columnar_dedup_fold() -> None:
     from pypaimon.read.reader.deduplicate_merge_function import DeduplicateMergeFunction
     from pypaimon.write.writer.key_value_data_writer import KeyValueDataWriter
 
-    original = getattr(KeyValueDataWriter, "_merge_pending_by_pk", None)
-    if original is None or getattr(original, "_upbitpipe_columnar", False):
-        return
+    def make(original: Any) -> Any:
+        def fold(self: Any, data: pa.Table) -> pa.Table:
+            if data.num_rows < 2 or type(self._merge_function) is not DeduplicateMergeFunction:
+                return original(self, data)
+            return _last_of_each_key(self, data)
 
-    def fold(self: Any, data: pa.Table) -> pa.Table:
-        if data.num_rows < 2 or type(self._merge_function) is not DeduplicateMergeFunction:
-            return original(self, data)
-        return _last_of_each_key(self, data)
+        return fold
 
-    fold._upbitpipe_columnar = True  # type: ignore[attr-defined]
-    fold._original = original  # type: ignore[attr-defined]
-    KeyValueDataWriter._merge_pending_by_pk = fold
+    _replace_method(KeyValueDataWriter, "_merge_pending_by_pk", make)
 
 
 def commit_arrow(paimon_table: Any, arrow: pa.Table, partition_keys: Sequence[str]) -> None:
