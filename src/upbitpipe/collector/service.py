@@ -150,7 +150,7 @@ class CollectorService:
         # encode each event once where it is made when a sink reads the JSON bytes; keep
         # the dicts only when a sink reads records
         self._keep_records = any(needs_record(sink) for sink in sinks)
-        self._encode = not self._keep_records or not all(needs_record(sink) for sink in sinks)
+        self._encode = not all(needs_record(sink) for sink in sinks)
         self._suffix_ms = -1
         self._suffix = b""
         self._kafka_index = next(
