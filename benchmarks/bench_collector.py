@@ -19,8 +19,10 @@ variants interleaved round by round (``--runs`` rounds, medians reported):
                     the format users get by default (`upbit.format`; ``--upbit-format``
                     overrides it for a comparison)
   kafka-2types      the same with `--types trade,orderbook`: like for like with cryptofeed
+  kafka-uvloop      `kafka` on uvloop (`collector.event_loop = uvloop`)
   archive           `upbitpipe collect --sink archive`
   lake              `upbitpipe collect --sink lake` (embedded Paimon on local disk)
+  lake-uvloop       `lake` on uvloop
 
 CPU phase: the twin sends as fast as the client reads (`--rate 0`). Latency phase: a second
 twin at a fixed ``--latency-rate`` (5,000 msgs/s, running for the whole run), for the two
@@ -104,11 +106,13 @@ CPU_VARIANTS = [
     "cryptofeed-kafka",
     "kafka",
     "kafka-2types",
+    "kafka-uvloop",
     "archive",
     "lake",
+    "lake-uvloop",
 ]
 LATENCY_VARIANTS = ["picows", "kafka", "cryptofeed-kafka"]
-KAFKA_VARIANTS = {"kafka", "kafka-2types", "cryptofeed-kafka"}
+KAFKA_VARIANTS = {"kafka", "kafka-2types", "kafka-uvloop", "cryptofeed-kafka"}
 TARGET_CF_RATIO = 0.5
 TARGET_PICOWS_RATIO = 3.0
 TARGET_P99_MS = 50.0
@@ -570,8 +574,10 @@ def variant_note(name: str) -> str:
         "queues the rest unbounded",
         "kafka": "collect --sink kafka, acks=all",
         "kafka-2types": "collect --sink kafka --types trade,orderbook",
+        "kafka-uvloop": "collect --sink kafka on uvloop (collector.event_loop)",
         "archive": "collect --sink archive",
         "lake": "collect --sink lake (local disk)",
+        "lake-uvloop": "collect --sink lake on uvloop (collector.event_loop)",
     }[name]
 
 
@@ -581,6 +587,8 @@ def unavailable(name: str, ctx: Context) -> str:
 
     if name.startswith("picows") and importlib.util.find_spec("picows") is None:
         return "picows not installed (pip install -e '.[bench]')"
+    if name.endswith("-uvloop") and importlib.util.find_spec("uvloop") is None:
+        return "uvloop not installed (pip install uvloop)"
     if name.startswith("cryptofeed") and importlib.util.find_spec("cryptofeed") is None:
         return "cryptofeed not installed (pip install -e '.[bench]')"
     if name in KAFKA_VARIANTS and ctx.kafka is None:
@@ -653,7 +661,7 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
         argv = [sys.executable, "-c", CRYPTOFEED_DRIVER, exchange.ws_url, exchange.rest_url]
         argv += [symbols, kafka or "", f"cf{run_id}"]
     else:
-        sink = "kafka" if name.startswith("kafka") else name
+        sink = "kafka" if name.startswith("kafka") else name.removesuffix("-uvloop")
         argv = [cli_path(), "collect", "--markets", ",".join(MARKETS), "--sink", sink]
         argv += ["--types", ",".join(types)]
         env.update(
@@ -664,6 +672,8 @@ def run_variant(name: str, exchange: Twin, ctx: Context, latency: bool) -> Sampl
             UPBITPIPE_LAKE__WAREHOUSE=str(work / "lake"),
             UPBITPIPE_METRICS__ENABLED="false",
         )
+        if name.endswith("-uvloop"):
+            env["UPBITPIPE_COLLECTOR__EVENT_LOOP"] = "uvloop"
         if ctx.args.upbit_format:
             env["UPBITPIPE_UPBIT__FORMAT"] = ctx.args.upbit_format
         if ctx.kafka:
@@ -732,7 +742,8 @@ def make_counter(name: str, client: Client, watch: Watch | None, status: Path) -
     """Where a variant's delivered count comes from (see the module docstring)."""
     if watch is not None:  # Kafka: records visible to read_committed consumers
         return lambda: (time.time(), watch.count)
-    if name in {"archive", "lake"}:
+    sink = name.removesuffix("-uvloop")
+    if sink in {"archive", "lake"}:
         seen = [0.0]
 
         def from_status() -> tuple[float, int] | None:
@@ -743,7 +754,7 @@ def make_counter(name: str, client: Client, watch: Watch | None, status: Path) -
             if data["updated_at"] <= seen[0]:
                 return None
             seen[0] = data["updated_at"]
-            return data["updated_at"], int(data["sinks"].get(name, {}).get("written", 0))
+            return data["updated_at"], int(data["sinks"].get(sink, {}).get("written", 0))
 
         return from_status
     return lambda: client.lines[-1] if client.lines else None
