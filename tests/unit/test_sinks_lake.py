@@ -13,6 +13,7 @@ import pytest
 
 from upbitpipe.config import load_settings
 from upbitpipe.lake.read import read_table, trade_id_counts
+from upbitpipe.lake.tables import EVENT_TABLES, LAKE_TABLES, event_to_row, rows_to_arrow
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.sinks.lake import LakeCommitError, LakeSink
@@ -223,3 +224,63 @@ async def test_one_commit_of_many_tickers_keeps_the_newest_per_market(tmp_path: 
     }
     assert "RLE_DICTIONARY" in encodings["market"]
     assert "RLE_DICTIONARY" not in encodings["acc_trade_volume"]
+
+
+def orderbook(ts: int, market: str = "KRW-BTC", units: Any = None) -> SinkEvent:
+    record = {
+        "market": market,
+        "timestamp": ts,
+        "total_ask_size": 1.5,
+        "total_bid_size": 2,  # an int where the lake has DOUBLE
+        "orderbook_units": units
+        if units is not None
+        else [
+            {"ask_price": 101.0, "bid_price": 100.0, "ask_size": 0.5, "bid_size": 1},
+            {"ask_price": 102.0, "bid_price": 99.0, "ask_size": None},  # a size missing
+        ],
+        "level": 0,
+        "_ingested_at": ts + 10,
+        "_source": "upbit_websocket",
+        "_collector": "test",
+    }
+    return SinkEvent("orderbook", market, record, json.dumps(record).encode())
+
+
+def test_fast_conversion_equals_the_checked_rows(tmp_path: Path) -> None:
+    """The records as one struct array, ``dt`` once per batch, give the rows the checked
+    path (``event_to_row``) gives - ints where doubles are, missing fields, a batch across
+    midnight in ``lake.timezone``; an unusable time or key sends the batch down the checked
+    path, which rejects only that event, with a reason."""
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.timezone": "Asia/Seoul"},
+        env={},
+    ).settings
+    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
+    midnight = 1_764_255_600_000  # 2025-11-28 00:00 in Seoul
+    batches: dict[str, list[SinkEvent]] = {
+        "trade": [trade(1, midnight - 5), trade(2, midnight + 5), trade(3, midnight + 9)],
+        "ticker": [ticker(midnight + 1, 1.0), ticker(midnight + 2, 2.0, "KRW-ETH")],
+        "orderbook": [orderbook(midnight + 1), orderbook(midnight + 2, "KRW-ETH", units=[])],
+    }
+    for kind, events in batches.items():
+        table = LAKE_TABLES[EVENT_TABLES[kind][0]]
+        arrow, bad = sink._to_arrow(table, events)
+        assert bad == []
+        expected = rows_to_arrow(table, [event_to_row(table, e.record, sink.tz) for e in events])
+        assert arrow.equals(expected), kind
+        assert arrow.schema.equals(table.arrow_schema())
+    assert sink._to_arrow(LAKE_TABLES["trade"], batches["trade"])[0].column("dt").to_pylist() == [
+        "2025-11-27",
+        "2025-11-28",
+        "2025-11-28",
+    ]
+
+    poisoned = [trade(4, midnight), trade(5, midnight)]
+    poisoned[1].record["trade_timestamp"] = midnight + 0.5  # not an integer
+    poisoned.append(trade(None, midnight))  # no key
+    arrow, bad = sink._to_arrow(LAKE_TABLES["trade"], poisoned)
+    assert arrow.column("sequential_id").to_pylist() == [4]
+    assert [(e.record["sequential_id"], "trade_timestamp" in r) for e, r in bad] == [
+        (5, True),
+        (None, False),
+    ]
