@@ -7,15 +7,21 @@ from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
+import pytest
+from pypaimon.common.options.core_options import CoreOptions
+from pypaimon.common.options.options import Options
 from pypaimon.read.reader.deduplicate_merge_function import DeduplicateMergeFunction
 from pypaimon.write.row_key_extractor import FixedBucketRowKeyExtractor, RowKeyExtractor
+from pypaimon.write.writer.data_writer import SequenceGenerator
 from pypaimon.write.writer.key_value_data_writer import KeyValueDataWriter
 
 from upbitpipe.lake.write import (
     _last_of_each_key,
     _partitions_of,
+    _system_fields,
     newest_per_key,
     use_columnar_dedup_fold,
+    use_fast_write_paths,
 )
 
 
@@ -135,3 +141,46 @@ def test_columnar_fold_of_unique_keys_is_the_data_in_one_chunk() -> None:
         got = _last_of_each_key(writer(), table)
         assert got.to_pylist() == original(writer(), table).to_pylist() == unique.to_pylist()
         assert got.column(0).num_chunks == 1
+
+
+def test_columnar_system_fields_equal_pypaimons() -> None:
+    """Key copies, sequence numbers (counted on from batch to batch) and row kinds, as
+    pypaimon's per-row ``_add_system_fields`` makes them; a ``rowkind.field`` table keeps
+    pypaimon's own."""
+    use_fast_write_paths()
+    current = KeyValueDataWriter._add_system_fields
+    original = getattr(current, "_original", current)
+    assert original is not current  # installed
+    batch = pa.record_batch(
+        {
+            "dt": pa.array(["2026-11-28", "2026-11-28", "2026-11-29"], pa.string()),
+            "market": pa.array(["KRW-BTC", "KRW-ETH", None], pa.string()),
+            "price": pa.array([1.0, None, 3.0], pa.float64()),
+        },
+        schema=pa.schema(
+            [
+                pa.field("dt", pa.string(), nullable=False),
+                pa.field("market", pa.string()),
+                pa.field("price", pa.float64()),
+            ]
+        ),
+    )
+
+    def kv_writer(options: dict[str, str]) -> KeyValueDataWriter:
+        fake: KeyValueDataWriter = object.__new__(KeyValueDataWriter)
+        fake.trimmed_primary_keys = ["dt", "market", "absent"]
+        fake.sequence_generator = SequenceGenerator(41)
+        fake.options = CoreOptions(Options(options))
+        return fake
+
+    ours, theirs = kv_writer({}), kv_writer({})
+    for data in (batch, batch.slice(1, 2), batch.slice(0, 0), batch):
+        got = _system_fields(ours, data)
+        expected = original(theirs, data)
+        assert got.schema == expected.schema
+        assert got.equals(expected)
+        assert ours.sequence_generator.current == theirs.sequence_generator.current
+    assert ours.sequence_generator.current == 41 + 3 + 2 + 0 + 3
+    kinds = kv_writer({"rowkind.field": "market"})
+    with pytest.raises(ValueError):  # pypaimon's own: 'None' is no row kind
+        current(kinds, batch)

@@ -12,6 +12,9 @@ replaces three such steps with Arrow ones that give the same result:
 * The partition of every row (``RowKeyExtractor._extract_partitions_batch``, one
   ``scalar.as_py()`` per row and partition key): ~20 % of a commit. The same tuples come
   from one ``to_pylist()`` per partition column.
+* The system columns of a primary-key table (``KeyValueDataWriter._add_system_fields``): a
+  Python call per row for the sequence number and a Python list for the row kind; numpy
+  ranges give the same columns (:func:`_system_fields`).
 * Parquet dictionary encoding of every column (pyarrow's default, which pypaimon keeps):
   prices and sizes are nearly all distinct, so their dictionaries are built and then
   dropped for plain encoding; an orderbook's 120 doubles a row made the parquet encoding
@@ -25,6 +28,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -85,6 +89,7 @@ def use_fast_write_paths() -> None:
     use_columnar_dedup_fold()
     _use_columnar_partitions()
     _use_string_dictionaries()
+    _use_columnar_system_fields()
 
 
 def _partitions_of(extractor: Any, data: pa.RecordBatch) -> list[tuple[Any, ...]]:
@@ -153,6 +158,45 @@ def _use_string_dictionaries() -> None:
         return write_parquet_data
 
     _replace_method(DataWriter, "_write_parquet_data", make)
+
+
+def _system_fields(writer: Any, data: pa.RecordBatch) -> pa.RecordBatch:
+    """``data`` behind the key copies (``_KEY_<pk>``), ``_SEQUENCE_NUMBER`` (the writer's
+    next numbers, in row order) and ``_VALUE_KIND`` (insert: no ``rowkind.field``), as
+    ``KeyValueDataWriter._add_system_fields``."""
+    rows = data.num_rows
+    names = data.schema.names
+    arrays: list[Any] = []
+    fields: list[pa.Field] = []
+    for key in writer.trimmed_primary_keys:
+        if key in names:
+            arrays.append(data.column(key))
+            source = data.schema.field(key)
+            fields.append(pa.field(f"_KEY_{key}", source.type, nullable=source.nullable))
+    sequence = writer.sequence_generator
+    first = sequence.current + 1
+    sequence.current += rows
+    arrays.append(pa.array(np.arange(first, first + rows, dtype=np.int64)))
+    fields.append(pa.field("_SEQUENCE_NUMBER", pa.int64(), nullable=False))
+    arrays.append(pa.array(np.zeros(rows, dtype=np.int8)))
+    fields.append(pa.field("_VALUE_KIND", pa.int8(), nullable=False))
+    arrays.extend(data.columns)
+    fields.extend(data.schema)
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _use_columnar_system_fields() -> None:
+    from pypaimon.write.writer.key_value_data_writer import KeyValueDataWriter
+
+    def make(original: Any) -> Any:
+        def add_system_fields(self: Any, data: pa.RecordBatch) -> pa.RecordBatch:
+            if "rowkind.field" in self.options.options.to_map():  # kinds from a column
+                return original(self, data)
+            return _system_fields(self, data)
+
+        return add_system_fields
+
+    _replace_method(KeyValueDataWriter, "_add_system_fields", make)
 
 
 def use_columnar_dedup_fold() -> None:
