@@ -203,6 +203,7 @@ async def test_one_transaction_per_write(tmp_path: Path, broker: FakeBroker) -> 
     await sink.close()
     assert _ids(broker.committed) == list(range(10))
     assert sink.sent == 10 and sink.stats()["spool_records"] == 0
+    assert sink.stats()["transactions_committed"] == 2
 
 
 async def test_unacknowledged_batch_is_aborted_then_resent_once(
