@@ -211,8 +211,9 @@ class KafkaSettings(Section):
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=3, ge=1)
     min_insync_replicas: int = Field(default=2, ge=1)
-    # zstd: aiokafka's lz4 is LZ4 HC at level 9 (~11 µs per record vs ~1 for zstd level 3,
-    # which also packs 3x tighter); every reader (brokers, Flink, ClickHouse) decodes it
+    # zstd: aiokafka's lz4 is LZ4 HC at level 9 (~11 µs per record vs ~1 for zstd, which
+    # also packs 3x tighter; the sink compresses at level 1: sinks/kafka_codec.py); every
+    # reader (brokers, Flink, ClickHouse) decodes it
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "zstd"
     # the sink's batching: after a commit, records gather until this long after that
     # transaction began, so one transaction carries them (fewer, larger transactions at low

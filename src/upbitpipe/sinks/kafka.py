@@ -47,6 +47,7 @@ from upbitpipe.config import KafkaSettings, reveal
 from upbitpipe.errors import AuthError
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
+from upbitpipe.sinks.kafka_codec import use_zstd_level_1
 from upbitpipe.sinks.kafka_txn import (
     MARKER_FILE,
     InDoubt,
@@ -220,6 +221,7 @@ class KafkaSink:
 
     async def open(self) -> None:
         shorten_concurrent_txn_backoff()
+        use_zstd_level_1()
         self._spool = spool = await asyncio.to_thread(
             DiskSpool, self.spool_dir, self.settings.spool_max_bytes
         )
