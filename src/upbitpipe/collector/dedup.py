@@ -16,23 +16,24 @@ from typing import Any
 def event_key(event_type: str, market: str, data: dict[str, Any]) -> Hashable:
     if event_type == "trade":
         return ("trade", market, data.get("sequential_id"))
+    get = data.get
     if event_type == "ticker":
         return (
             "ticker",
             market,
-            data.get("timestamp"),
-            data.get("trade_timestamp"),
-            data.get("acc_trade_volume"),
-            data.get("trade_price"),
+            get("timestamp"),
+            get("trade_timestamp"),
+            get("acc_trade_volume"),
+            get("trade_price"),
         )
     return (
         event_type,
         market,
-        data.get("timestamp"),
-        data.get("total_ask_size"),
-        data.get("total_bid_size"),
-        data.get("best_ask_price"),
-        data.get("best_bid_price"),
+        get("timestamp"),
+        get("total_ask_size"),
+        get("total_bid_size"),
+        get("best_ask_price"),
+        get("best_bid_price"),
     )
 
 
@@ -64,17 +65,35 @@ class Deduplicator:
         self.duplicates = 0
 
     def first_time(self, key: Hashable) -> bool:
+        """Whether ``key`` is new (and remember it); the time window is checked first."""
+        self.expire()
+        return self.add(key)
+
+    def expire(self) -> None:
+        """Retire the current generation if it is ``window_seconds`` old. The collector
+        calls this once per batch of frames and then :meth:`add` per event: the clock is
+        read per batch, not per key."""
+        if self._clock() - self._started >= self.window_seconds:
+            self._rotate()
+
+    def add(self, key: Hashable) -> bool:
+        """Whether ``key`` is new (and remember it), without reading the clock."""
         digest = hash(key)
-        if digest in self._current or digest in self._previous:
+        current = self._current
+        if digest in current or digest in self._previous:
             self.duplicates += 1
             return False
-        current = self._current
-        if len(current) >= self._generation or self._clock() - self._started >= self.window_seconds:
-            self._previous = current
-            current = self._current = set()
-            self._started = self._clock()
+        if len(current) >= self._generation:
+            current = self._rotate()
         current.add(digest)
         return True
+
+    def _rotate(self) -> set[int]:
+        current: set[int] = set()
+        self._previous = self._current
+        self._current = current
+        self._started = self._clock()
+        return current
 
     def __len__(self) -> int:
         return len(self._current) + len(self._previous)

@@ -62,9 +62,9 @@ from upbitpipe.sinks.base import (
 )
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.upbit.codec import (
+    EVENT_TYPES,
     ErrorFrame,
     MalformedFrameError,
-    MarketEvent,
     StatusFrame,
     metadata_suffix,
     splice_record,
@@ -74,6 +74,10 @@ from upbitpipe.upbit.gate import KIND_MALFORMED, FrameGate, RejectedEventError
 from upbitpipe.upbit.rest import UpbitRestClient
 
 log = logging.getLogger(__name__)
+
+#: a live trade as the hot path keeps it: (trade_timestamp, sequential_id, received_ms),
+#: the fields of a :class:`Tip`, which is made only when a resume point moves
+LiveTrade = tuple[int, int | None, int]
 
 SAVE_EVERY_SECONDS = 0.25  # how often durable progress is checked and saved
 BACKFILL_RETRY_SECONDS = 30.0  # missing gaps are tried again this often while running
@@ -180,14 +184,15 @@ class CollectorService:
         ]
         self._sessions = [0] * len(self.connections)  # the session each shard's frames are of
         self._session_gaps: dict[int, list[Gap]] = {}  # waiting for the session to be live
-        self._last_seen: dict[str, Tip] = {}  # newest live trade per market (not yet durable)
+        # newest live trade per market (not yet durable)
+        self._last_seen: dict[str, LiveTrade] = {}
         self._awaiting_first: dict[str, Gap] = {}  # gap whose end is the next live trade
         self._backfills: dict[str, asyncio.Task[None]] = {}  # by gap id
         self._dirty = True
         self._save_error = ""
         self._staged: list[SinkEvent] = []  # first-seen events not yet in the sink buffers
         self._staged_not_kafka: set[int] = set()  # positions in _staged Kafka already has
-        self._staged_tips: dict[str, Tip] = {}  # newest staged live trade per market
+        self._staged_tips: dict[str, LiveTrade] = {}  # newest staged live trade per market
 
     # -- frames ----------------------------------------------------------------------
 
@@ -198,30 +203,100 @@ class CollectorService:
     async def on_frames(self, frames: Sequence[tuple[bytes, int]]) -> bool:
         """Handle a batch of ``(raw, received_ms)`` frames read together from one socket:
         one parse loop, then one buffer operation per sink for all their events. True if
-        any frame was market data (the silence watchdog counts those)."""
+        any frame was market data (the silence watchdog counts those).
+
+        This is the collector's hot path, so the loop is written out here and keeps what it
+        needs in locals: per event one parse (into the dict that becomes the record), one
+        dedup set lookup, the newest trade per market as a plain tuple (a :class:`Tip` is
+        made per batch, when the resume point moves), the record's JSON and one small
+        :class:`SinkEvent`. :meth:`_stage` is the same for one REST-backfilled trade."""
         market_data = False
-        rejected: list[tuple[str, str, bytes]] = []
-        parse = self.gate.parse
-        stage = self._stage
+        rejected: list[tuple[str, str, bytes]] | None = None
+        parse = self.gate.parse_data
+        dedup = self.dedup
+        dedup.expire()
+        is_new = dedup.add
+        fresh = self._fresh
+        last_seen = self._last_seen
+        staged_tips = self._staged_tips
+        kafka_has = self._kafka_has
+        staged = self._staged
+        stage = staged.append
+        encode = self._encode
+        keep = self._keep_records
+        instance = self.instance_id
+        dumps = orjson.dumps
+        counts = dict.fromkeys(EVENT_TYPES, 0)
+        duplicates = 0
+        last_event_ms = 0
         for raw, received_ms in frames:
             try:
-                parsed = parse(raw, received_ms)
+                data = parse(raw, received_ms)
             except MalformedFrameError as exc:
                 kind = exc.kind if isinstance(exc, RejectedEventError) else KIND_MALFORMED
+                if rejected is None:
+                    rejected = []
                 rejected.append((kind, exc.reason, raw))
                 continue
-            if type(parsed) is MarketEvent:
-                stage(parsed.type, parsed.market, parsed.data, parsed.raw, received_ms, True)
-                market_data = True
-            elif isinstance(parsed, StatusFrame):
-                self.counters.status_frames += 1
-            elif isinstance(parsed, ErrorFrame):
-                reason = f"{parsed.name}: {parsed.message}"
-                rejected.append(("exchange_error", reason, raw))
-        self.counters.frames += len(frames)
+            if type(data) is not dict:
+                if isinstance(data, StatusFrame):
+                    self.counters.status_frames += 1
+                elif isinstance(data, ErrorFrame):
+                    if rejected is None:
+                        rejected = []
+                    rejected.append(("exchange_error", f"{data.name}: {data.message}", raw))
+                continue
+            market_data = True
+            kind = data["type"]
+            market = data["market"]
+            if not is_new(event_key(kind, market, data)):
+                duplicates += 1
+                continue
+            if fresh and market in fresh:
+                self._exchange_clock_seen(market, data)
+            if kind == "trade":
+                # the gate admitted it: typed, subscribed, not ahead of the exchange clock
+                tip = (data["trade_timestamp"], data["sequential_id"], received_ms)
+                seen = last_seen.get(market)
+                if seen is None or tip[0] >= seen[0]:
+                    last_seen[market] = tip
+                if self._awaiting_first:
+                    self._first_after_gap(market, tip)
+                staged_tips[market] = tip  # stream order: the last one is the resume point
+                if kafka_has and (market, tip[1]) in kafka_has:
+                    # the snapshot trade a new subscription starts with, in Kafka already
+                    self._staged_not_kafka.add(len(staged))
+            value: bytes | None = None
+            if encode and kind == "orderbook":  # only books are spliced (splice_record)
+                if received_ms != self._suffix_ms:  # a batch's frames share their time
+                    self._suffix_ms = received_ms
+                    self._suffix = metadata_suffix(received_ms, SOURCE_WEBSOCKET, instance)
+                value = splice_record(raw, kind, data, self._suffix)
+            if value is None or keep:
+                data["_ingested_at"] = received_ms
+                data["_source"] = SOURCE_WEBSOCKET
+                data["_collector"] = instance
+                if value is None and encode:
+                    value = dumps(data)
+                stage(SinkEvent(kind, market, data if keep else None, raw, value))
+            else:  # only bytes are read: the parsed dict goes now, while it is hot
+                stage(SinkEvent(kind, market, None, raw, value))
+            counts[kind] += 1
+            last_event_ms = received_ms
+        counters = self.counters
+        counters.frames += len(frames)
+        if last_event_ms:
+            counters.last_event_ms = last_event_ms
+            events = counters.events
+            for kind, count in counts.items():
+                if count:
+                    events[kind] += count
+        if duplicates:
+            counters.duplicates += duplicates
         await self._deliver()
-        for kind, reason, raw in rejected:
-            await self.dead_letters.put(kind, reason, raw)
+        if rejected is not None:
+            for kind, reason, raw in rejected:
+                await self.dead_letters.put(kind, reason, raw)
         return market_data
 
     async def _on_shard_frames(self, shard: int, frames: Sequence[tuple[bytes, int]]) -> bool:
@@ -257,7 +332,8 @@ class CollectorService:
     ) -> bool:
         """Stage a first-seen event for every sink (``_deliver`` hands it over); False for
         a duplicate. ``live``: from the WebSocket, and ``data`` is the parser's own dict,
-        which becomes the record (a REST-backfilled trade's dict is copied).
+        which becomes the record (a REST-backfilled trade's dict is copied). Live frames
+        take the same steps in :meth:`on_frames`, written out there for speed.
 
         ``_deliver`` must follow before the next ``await``: a batch's events reach every
         sink's buffer, and are counted in the durable ledger, in one synchronous step."""
@@ -269,33 +345,25 @@ class CollectorService:
         if event_type == "trade":
             sid = data.get("sequential_id")
             if live:
-                # the gate admitted it: subscribed, typed, not ahead of the exchange clock
                 ts = data.get("trade_timestamp")
                 if isinstance(ts, int):
-                    sid_or_none = sid if isinstance(sid, int) else None
-                    self._seen_live(market, Tip(ts, sid_or_none, received_ms))
+                    tip = (ts, sid if isinstance(sid, int) else None, received_ms)
+                    seen = self._last_seen.get(market)
+                    if seen is None or ts >= seen[0]:
+                        self._last_seen[market] = tip
+                    if self._awaiting_first:
+                        self._first_after_gap(market, tip)
+                    self._staged_tips[market] = tip
             if self._kafka_has and isinstance(sid, int) and (market, sid) in self._kafka_has:
                 # already in Kafka from an earlier run: a backfilled trade, or the snapshot
                 # trade a new subscription starts with
                 self._staged_not_kafka.add(len(self._staged))
-        value: bytes | None = None
-        if live and self._encode:
-            if received_ms != self._suffix_ms:  # a batch's frames share their receipt time
-                self._suffix_ms = received_ms
-                self._suffix = metadata_suffix(received_ms, SOURCE_WEBSOCKET, self.instance_id)
-            value = splice_record(raw, event_type, data, self._suffix)
-        if value is None or self._keep_records:
-            record = data if live else dict(data)
-            record["_ingested_at"] = received_ms
-            record["_source"] = SOURCE_WEBSOCKET if live else SOURCE_BACKFILL
-            record["_collector"] = self.instance_id
-            if value is None and self._encode:
-                value = orjson.dumps(record)
-            event = SinkEvent(
-                event_type, market, record if self._keep_records else None, raw, value
-            )
-        else:  # only bytes are read: the parsed dict goes now, while it is hot
-            event = SinkEvent(event_type, market, None, raw, value)
+        record = data if live else dict(data)
+        record["_ingested_at"] = received_ms
+        record["_source"] = SOURCE_WEBSOCKET if live else SOURCE_BACKFILL
+        record["_collector"] = self.instance_id
+        value = orjson.dumps(record) if self._encode else None
+        event = SinkEvent(event_type, market, record if self._keep_records else None, raw, value)
         self._staged.append(event)
         self.counters.events[event_type] += 1
         self.counters.last_event_ms = received_ms
@@ -334,20 +402,16 @@ class CollectorService:
         for runner in waits:
             await runner.wait_for_room()
 
-    def _advance_resume(self, tips: dict[str, Tip]) -> None:
-        for market, tip in tips.items():
-            self.state.resume.advance(market, tip)
+    def _advance_resume(self, tips: dict[str, LiveTrade]) -> None:
+        for market, (ms, sid, received_ms) in tips.items():
+            self.state.resume.advance(market, Tip(ms, sid, received_ms))
 
-    def _seen_live(self, market: str, tip: Tip) -> None:
-        last = self._last_seen.get(market)
-        if last is None or tip.ms >= last.ms:
-            self._last_seen[market] = tip
-        if self._awaiting_first:
-            gap = self._awaiting_first.pop(market, None)
-            if gap is not None and (gap.to_ms is None or tip.ms <= gap.to_ms):
-                gap.to_ms, gap.to_sid = tip.ms, tip.sid
-                self._dirty = True
-        self._staged_tips[market] = tip  # stream order: the last one is the resume point
+    def _first_after_gap(self, market: str, trade: LiveTrade) -> None:
+        """The first live trade of a market whose new session opened a gap ends it."""
+        gap = self._awaiting_first.pop(market, None)
+        if gap is not None and (gap.to_ms is None or trade[0] <= gap.to_ms):
+            gap.to_ms, gap.to_sid = trade[0], trade[1]
+            self._dirty = True
 
     def _exchange_clock_seen(self, market: str, data: dict[str, Any]) -> None:
         """The first event of a market that starts afresh: its resume point (our clock at
@@ -387,7 +451,8 @@ class CollectorService:
         for market in self.connections[shard].state.markets:
             if first and market not in self._resumed:
                 continue  # a first start: nothing before it to fill
-            before = self._last_seen.get(market) or self.state.resume.tips.get(market)
+            seen = self._last_seen.get(market)
+            before = Tip(*seen) if seen is not None else self.state.resume.tips.get(market)
             if before is None:
                 continue
             gap = self._open_gap(market, before)
@@ -537,7 +602,7 @@ class CollectorService:
     @property
     def last_trade_ms(self) -> dict[str, int]:
         """Newest live trade time seen per market (not yet necessarily durable)."""
-        return {m: t.ms for m, t in self._last_seen.items()}
+        return {m: t[0] for m, t in self._last_seen.items()}
 
     def snapshot(self, *, stopped: bool = False) -> CollectorStatus:
         """Everything `stats` and Prometheus show (the ``status.json`` contract)."""

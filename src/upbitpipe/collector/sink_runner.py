@@ -1,8 +1,11 @@
 """A bounded buffer plus one writer task per sink (cryptofeed's BackendQueue, with
 backpressure, flush, and a shutdown that loses nothing).
 
-The collector ``put``s events; the writer drains up to ``batch_size`` at a time, hands them
-to the sink and calls ``flush()`` every ``flush_interval`` seconds.
+The collector adds events a frame batch at a time (``add_all``: one append to the buffer
+per batch, whatever its size, with the batch's frame bytes counted once); the writer drains
+up to ``batch_size`` at a time, hands them to the sink and calls ``flush()`` every
+``flush_interval`` seconds. The writer sleeps on one future, woken by the next batch or by
+one timer per flush interval (no timeout armed per wait).
 
 Backpressure: the buffer is bounded in events and in frame bytes. When either bound is
 reached, ``put`` waits until the writer has drained it to half, so the WebSocket reader
@@ -70,9 +73,12 @@ class SinkRunner:
         self.spool_max_bytes = spool_max_bytes
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self._buffer: deque[SinkEvent] = deque()
+        # batches as added (never empty lists, never mutated), with their frame bytes
+        self._buffer: deque[tuple[list[SinkEvent], int]] = deque()
+        self._count = 0  # events in the buffer
         self._bytes = 0
-        self._wakeup = asyncio.Event()  # set when the buffer gets an event (or on stop)
+        self._waiter: asyncio.Future[None] | None = None  # the idle writer sleeps on it
+        self._flush_due = False  # set by the flush timer (one per flush interval)
         self._room = asyncio.Event()  # set while producers may add events
         self._room.set()
         self._closing = False  # the writer ends once the buffer is empty
@@ -97,11 +103,7 @@ class SinkRunner:
 
     async def put(self, event: SinkEvent) -> None:
         """Buffer one event; waits (backpressure) while the buffer is over its bound."""
-        self._buffer.append(event)
-        self._bytes += len(event.raw)
-        self.put_count += 1
-        self._after_add()
-        if not self._room.is_set():
+        if self.add_all([event], len(event.raw)):
             await self._wait_for_room()
 
     async def put_all(self, events: Sequence[SinkEvent]) -> None:
@@ -113,12 +115,24 @@ class SinkRunner:
         """Buffer a batch without waiting; True when the caller must ``wait_for_room()``.
         ``raw_bytes``: the batch's frame bytes, if the caller counted them already.
 
-        The collector adds a batch to every sink in one synchronous step (so each buffer's
-        order matches the counts in its durable ledger) and only then waits for room."""
-        self._buffer.extend(events)
-        self._bytes += raw_bytes_of(events) if raw_bytes is None else raw_bytes
-        self.put_count += len(events)
-        self._after_add()
+        The batch is kept as it is (one append, not one per event): the caller hands the
+        list over and must not change it afterwards (the collector gives every sink the
+        same list). The collector adds a batch to every sink in one synchronous step (so
+        each buffer's order matches the counts in its durable ledger) and only then waits
+        for room."""
+        count = len(events)
+        if not count:
+            return not self._room.is_set()
+        size = raw_bytes_of(events) if raw_bytes is None else raw_bytes
+        self._buffer.append((events if type(events) is list else list(events), size))
+        self._count += count
+        self._bytes += size
+        self.put_count += count
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # wake the writer
+        if (self._count >= self.max_events or self._bytes >= self.max_bytes) and not self._released:
+            self._room.clear()
         return not self._room.is_set()
 
     async def wait_for_room(self) -> None:
@@ -126,19 +140,23 @@ class SinkRunner:
         if not self._room.is_set():
             await self._wait_for_room()
 
-    def _after_add(self) -> None:
-        """Wake the writer; over either bound, close the room (producers will wait)."""
-        self._wakeup.set()
-        if (
-            len(self._buffer) >= self.max_events or self._bytes >= self.max_bytes
-        ) and not self._released:
-            self._room.clear()
+    def _wake(self) -> None:
+        """Wake the writer if it sleeps (new events, the flush timer, or stop)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _take_all(self) -> list[SinkEvent]:
+        """Empty the buffer; its events in order."""
+        events = [event for batch, _ in self._buffer for event in batch]
+        self._buffer.clear()
+        self._count = 0
+        self._bytes = 0
+        return events
 
     def take_buffered(self) -> list[SinkEvent]:
         """Remove and return what waits for the writer (tests and diagnostics)."""
-        events = list(self._buffer)
-        self._buffer.clear()
-        self._bytes = 0
+        events = self._take_all()
         self._room.set()
         return events
 
@@ -158,7 +176,7 @@ class SinkRunner:
                 "sink %s is slower than the exchange: reading paused at %d events / %.1f MB "
                 "buffered (%d pauses so far)",
                 self.sink.name,
-                len(self._buffer),
+                self._count,
                 self._bytes / 1e6,
                 self.backpressure_pauses,
             )
@@ -174,7 +192,7 @@ class SinkRunner:
     def stats(self) -> dict[str, Any]:
         """The runner's own counters (the service merges them with the sink's)."""
         return {
-            "queued": len(self._buffer),
+            "queued": self._count,
             "queued_bytes": self._bytes,
             "written": self.written,
             "write_errors": self.write_errors,
@@ -213,7 +231,7 @@ class SinkRunner:
         reserve = min(timeout / 2, max(1.0, timeout / 4))  # kept for spooling and close
         self.release()
         self._closing = True
-        self._wakeup.set()
+        self._wake()
         task = self._task
         if task is not None:
             await asyncio.wait([task], timeout=max(0.0, deadline - reserve - loop.time()))
@@ -221,10 +239,10 @@ class SinkRunner:
                 log.warning(
                     "sink %s: %d events not written by the shutdown deadline; spooling them",
                     self.sink.name,
-                    len(self._buffer),
+                    self._count,
                 )
                 self._cutover = True
-                self._wakeup.set()
+                self._wake()
                 await asyncio.wait([task], timeout=reserve / 4)  # let a short write finish
             if not task.done():
                 task.cancel()
@@ -240,37 +258,67 @@ class SinkRunner:
     async def _run(self) -> None:
         await self._replay_spool()
         loop = asyncio.get_running_loop()
-        next_flush = loop.time() + self.flush_interval
-        while not self._cutover:
-            if not self._buffer:
-                if self._closing:
-                    break
-                self._wakeup.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(next_flush):
-                        await self._wakeup.wait()
-            if self._cutover:
-                return
-            if self._buffer:
-                await self._write(self._take_batch())
-            if loop.time() >= next_flush:
-                await self._flush()
-                next_flush = loop.time() + self.flush_interval
+        timer = loop.call_later(self.flush_interval, self._flush_time)
+        try:
+            while not self._cutover:
+                if not self._buffer and not self._flush_due:
+                    if self._closing:
+                        break
+                    self._waiter = waiter = loop.create_future()
+                    try:
+                        await waiter
+                    finally:
+                        self._waiter = None
+                if self._cutover:
+                    return
+                if self._buffer:
+                    await self._write(self._take_batch())
+                if self._flush_due:
+                    await self._flush()
+                    self._flush_due = False
+                    timer = loop.call_later(self.flush_interval, self._flush_time)
+        finally:
+            timer.cancel()
         if not self._cutover:
             self._clean = await self._flush()
 
+    def _flush_time(self) -> None:
+        self._flush_due = True
+        self._wake()
+
     def _take_batch(self) -> list[SinkEvent]:
+        """Up to ``batch_size`` events from the head of the buffer (whole added batches;
+        only a batch cut in two has its frame bytes counted again)."""
         buffer = self._buffer
-        if len(buffer) <= self.batch_size:  # the usual case: the writer keeps up
-            batch = list(buffer)
+        if self._count <= self.batch_size:  # the usual case: the writer keeps up
+            batch = buffer[0][0][:] if len(buffer) == 1 else self._take_all()
             buffer.clear()
+            self._count = 0
             self._bytes = 0
         else:
-            batch = [buffer.popleft() for _ in range(self.batch_size)]
-            self._bytes -= raw_bytes_of(batch)
+            batch = []
+            room = self.batch_size
+            taken_bytes = 0
+            while room:
+                events, size = buffer[0]
+                if len(events) <= room:
+                    buffer.popleft()
+                    batch += events
+                    taken_bytes += size
+                    room -= len(events)
+                else:
+                    head, rest = events[:room], events[room:]
+                    rest_bytes = raw_bytes_of(rest) if len(rest) < room else None
+                    head_bytes = size - rest_bytes if rest_bytes is not None else raw_bytes_of(head)
+                    buffer[0] = (rest, size - head_bytes)
+                    batch += head
+                    taken_bytes += head_bytes
+                    room = 0
+            self._count -= len(batch)
+            self._bytes -= taken_bytes
         if (
             not self._room.is_set()
-            and len(buffer) <= self.max_events // 2
+            and self._count <= self.max_events // 2
             and self._bytes <= self.max_bytes // 2
         ):
             self._room.set()
@@ -294,19 +342,27 @@ class SinkRunner:
                     delay,
                 )
                 if self._cutover and live:
-                    self._buffer.extendleft(reversed(batch))
+                    self._put_back(batch)
                     return
                 try:
                     await asyncio.sleep(delay)
                 except asyncio.CancelledError:
                     if live:
-                        self._buffer.extendleft(reversed(batch))
+                        self._put_back(batch)
                     raise
                 delay = min(delay * 2, 30.0)
                 continue
             if live:
                 self.written += len(batch)
             return
+
+    def _put_back(self, batch: list[SinkEvent]) -> None:
+        """A batch the sink did not take goes back to the head of the buffer."""
+        if batch:
+            size = raw_bytes_of(batch)
+            self._buffer.appendleft((batch, size))
+            self._count += len(batch)
+            self._bytes += size
 
     async def _flush(self) -> bool:
         """Flush the sink; on success everything written so far is durable."""
@@ -345,9 +401,7 @@ class SinkRunner:
             self.replayed_from_spool += len(records)
 
     async def _spool_leftovers(self) -> None:
-        leftovers = self.sink.take_unflushed() + list(self._buffer)
-        self._buffer.clear()
-        self._bytes = 0
+        leftovers = self.sink.take_unflushed() + self._take_all()
         if not leftovers:
             self.durable_events = self.put_count
             return

@@ -30,7 +30,7 @@ from upbitpipe.upbit.codec import (
     MalformedFrameError,
     MarketEvent,
     StatusFrame,
-    parse_frame,
+    parse_data,
     trade_problem,
 )
 
@@ -114,15 +114,25 @@ class FrameGate:
 
         Raises :class:`MalformedFrameError` (``RejectedEventError`` for the checks here).
         """
-        parsed = parse_frame(raw)
-        if type(parsed) is MarketEvent:
-            market = parsed.market
+        parsed = self.parse_data(raw, received_ms)
+        if isinstance(parsed, dict):
+            return MarketEvent(parsed["type"], parsed["market"], parsed, raw)
+        return parsed
+
+    def parse_data(
+        self, raw: bytes, received_ms: int | None = None
+    ) -> dict[str, Any] | StatusFrame | ErrorFrame:
+        """:meth:`parse` without the :class:`MarketEvent` (:func:`parse_data`): a market
+        event is its normalised dict, whose ``type`` and ``market`` keys say what it is."""
+        parsed = parse_data(raw)
+        if type(parsed) is dict:
+            market = parsed["market"]
             if market not in self.markets and market.partition(".")[0] not in self.markets:
                 reason = f"market {market[:40]!r} is not subscribed"
-                raise RejectedEventError(KIND_UNSUBSCRIBED, reason, parsed.raw)
-            ahead = self.clock.admit(parsed.data["timestamp"], received_ms)
+                raise RejectedEventError(KIND_UNSUBSCRIBED, reason, raw)
+            ahead = self.clock.admit(parsed["timestamp"], received_ms)
             if ahead is not None:
-                raise RejectedEventError(KIND_IMPLAUSIBLE, ahead, parsed.raw)
+                raise RejectedEventError(KIND_IMPLAUSIBLE, ahead, raw)
         return parsed
 
     def trade_problem(self, market: str, trade: dict[str, Any]) -> tuple[str, str] | None:
