@@ -49,6 +49,33 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
     return cov / var * 60 if var else 0.0
 
 
+def memory_detail(pid: int, ps: psutil.Process) -> dict[str, float]:
+    """Where the RSS is: anonymous vs file-backed pages (smaps_rollup), the brk heap (the
+    main malloc arena) and the number of threads."""
+    out: dict[str, float] = {"threads": float(ps.num_threads())}
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return out
+    fields = {}
+    for line in rollup.splitlines()[1:]:
+        name, _, value = line.partition(":")
+        if value.strip().endswith("kB"):
+            fields[name] = int(value.split()[0]) / 1024
+    out["anon_mb"] = fields.get("Anonymous", 0.0)
+    out["file_mb"] = fields.get("Rss", 0.0) - out["anon_mb"]
+    heap = 0.0
+    with contextlib.suppress(OSError):
+        in_heap = False
+        for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+            if not line[:1].isupper() or line.split(":")[0].count(" "):
+                in_heap = line.rstrip().endswith("[heap]")
+            elif in_heap and line.startswith("Rss:"):
+                heap += int(line.split()[1]) / 1024
+    out["heap_mb"] = heap
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--markets", type=int, default=200)
@@ -66,6 +93,13 @@ def main() -> None:
     )
     ap.add_argument("--log-tail", type=int, default=0, help="print the collector log's end")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
+    ap.add_argument(
+        "--smaps",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="copy the collector's /proc/PID/smaps into DIR every minute (where RSS grows)",
+    )
     args = ap.parse_args()
 
     with contextlib.ExitStack() as stack:
@@ -131,10 +165,20 @@ def run(args: argparse.Namespace) -> None:
             )
         ps = psutil.Process(proc.pid)
         samples: list[tuple[float, float]] = []
+        details: list[dict[str, float]] = []
         started = time.monotonic()
+        next_smaps = 0.0
+        if args.smaps:
+            args.smaps.mkdir(parents=True, exist_ok=True)
         try:
             while time.monotonic() - started < args.minutes * 60 and proc.poll() is None:
-                samples.append((time.monotonic() - started, ps.memory_info().rss / 1e6))
+                now = time.monotonic() - started
+                samples.append((now, ps.memory_info().rss / 1e6))
+                details.append(memory_detail(proc.pid, ps))
+                if args.smaps and now >= next_smaps:
+                    smaps = Path(f"/proc/{proc.pid}/smaps").read_text()
+                    (args.smaps / f"smaps-{round(now):05d}.txt").write_text(smaps)
+                    next_smaps += 60
                 time.sleep(args.every)
             cpu = ps.cpu_times()
             stop_at = time.monotonic()
@@ -182,6 +226,9 @@ def run(args: argparse.Namespace) -> None:
         # RSS about every 30 s, to see a trend (or its absence) without the full series
         step = max(1, round(30 / args.every))
         result["rss_mb_every_30s"] = [round(r) for r in rss[::step]]
+        for key in ("anon_mb", "file_mb", "heap_mb", "threads"):
+            series = [d[key] for d in details if key in d]
+            result[f"{key}_every_30s"] = [round(v, 1) for v in series[::step]]
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

@@ -284,3 +284,30 @@ def test_fast_conversion_equals_the_checked_rows(tmp_path: Path) -> None:
         (5, True),
         (None, False),
     ]
+
+
+async def test_every_commit_runs_on_one_kept_thread(tmp_path: Path) -> None:
+    """One commit thread for the sink's life (not one per commit), ended by close()."""
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
+    await sink.open()
+    real = sink._commit_table
+    threads: list[threading.Thread] = []
+
+    def spy(name: str, arrow: Any) -> None:
+        threads.append(threading.current_thread())
+        real(name, arrow)
+
+    sink._commit_table = spy  # type: ignore[method-assign]
+    for sid in range(1, 6):
+        await sink.write([trade(sid)])
+        await sink.flush()
+    assert len(threads) == 5
+    assert len(set(threads)) == 1
+    assert threads[0] is not threading.current_thread() and threads[0].daemon
+    await sink.close()
+    threads[0].join(10)
+    assert not threads[0].is_alive()
+    assert trade_id_counts(settings) == {("KRW-BTC", s): 1 for s in range(1, 6)}

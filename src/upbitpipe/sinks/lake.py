@@ -9,9 +9,9 @@ events per write, and one conversion per few events cost more than the events). 
 are committed as one Paimon snapshot per table, handed to pypaimon as one record batch per
 table (it does its per-batch work - schema checks, system columns, buffering - once), when
 ``lake.commit_rows`` rows (or ``COMMIT_BYTES``) are waiting or at every ``flush()`` (the
-runner calls it every ``lake.commit_interval_seconds``). pypaimon is blocking, so commits run in a worker thread,
-one at a time; a daemon thread, so a commit still running at a bounded shutdown neither
-blocks the exit nor loses its events (``take_unflushed`` hands them to the runner's spool;
+runner calls it every ``lake.commit_interval_seconds``). pypaimon is blocking, so commits
+run in one long-lived worker thread (``DaemonWorker``), one at a time; a daemon thread, so
+a commit still running at a bounded shutdown neither blocks the exit nor loses its events (``take_unflushed`` hands them to the runner's spool;
 if the commit completes after all, the tables' primary keys make the redelivery harmless).
 A failed commit keeps the rows, raises from ``flush()`` and is retried at the next flush; an
 event that cannot become a row (missing or unusable key field) is dead-lettered.
@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,6 +44,7 @@ from upbitpipe.lake.tables import (
 from upbitpipe.lake.write import TableCommitter, newest_per_key
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
+from upbitpipe.sinks.worker import DaemonWorker
 
 log = logging.getLogger(__name__)
 
@@ -69,35 +69,6 @@ def _sequence_fields(table: LakeTable) -> tuple[str, ...]:
 
 class LakeCommitError(ServiceUnavailableError):
     """A lake commit failed; its events stay buffered for the next flush."""
-
-
-def _run_in_daemon_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
-    """``fn()`` in a daemon thread, as a future of this loop (unlike ``asyncio.to_thread``,
-    interpreter exit does not wait for it)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[None] = loop.create_future()
-
-    def _settle(error: BaseException | None) -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(None)
-
-    def _target() -> None:
-        error: BaseException | None = None
-        try:
-            fn()
-        except BaseException as exc:
-            error = exc
-        try:
-            loop.call_soon_threadsafe(_settle, error)
-        except RuntimeError:  # the loop is closed: the process is exiting
-            pass
-
-    threading.Thread(target=_target, name="lake-commit", daemon=True).start()
-    return future
 
 
 class LakeSink:
@@ -132,6 +103,7 @@ class LakeSink:
         self._committing: Pending = {}
         self._committed_kinds: list[str] = []
         self._commit: asyncio.Future[None] | None = None
+        self._worker = DaemonWorker("lake-commit")  # one thread for all commits
         self._dt_cache: dict[int, str] = {}
         # tables where most rows of a commit share a key (ticker_latest: one per market) are
         # folded to the kept rows before pypaimon sees them: its per-row work (system columns,
@@ -222,7 +194,7 @@ class LakeSink:
         self._pending_bytes = 0
         self._committing = batch
         self._committed_kinds = []
-        self._commit = _run_in_daemon_thread(lambda: self._commit_sync(batch))
+        self._commit = self._worker.submit(lambda: self._commit_sync(batch))
         await self._settle_commit()
 
     async def _settle_commit(self) -> None:
@@ -367,6 +339,7 @@ class LakeSink:
     async def close(self) -> None:
         if self.pending_rows:  # the runner spools them first; this is a bug guard
             log.warning("lake: %d rows were not committed at close", self.pending_rows)
+        self._worker.close()  # a commit still running ends on its own (daemon thread)
         for committer in self._committers.values():
             committer.close()
 
