@@ -7,8 +7,9 @@ window keeps its keys in Python sets of up to 4 MiB that are dropped and rebuilt
 generation; after the first one is freed, the next ones come from the main heap instead,
 and the holes they leave are split by small allocations, so the heap's high-water mark -
 and the RSS - rose in 2-4 MiB steps (a lake collector at 200 markets, 1,000 msgs/s: heap
-24 -> 40 MB in 10 minutes; with the threshold fixed, 29-31 MB). Setting the threshold explicitly turns the dynamic
-adjustment off: blocks of 1 MiB or more are always mapped and unmapped.
+24 -> 40 MB in 10 minutes; with the threshold fixed, 29-31 MB). Setting the threshold
+explicitly turns the dynamic adjustment off: blocks of 1 MiB or more are always mapped
+and unmapped.
 
 Only on glibc; a threshold the user set (``MALLOC_MMAP_THRESHOLD_`` or
 ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=...``) is left alone.
