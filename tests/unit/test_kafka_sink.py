@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,6 +50,7 @@ class FakeBroker:
         self.starts = 0
         self.aborts = 0
         self.batches: list[tuple[int, int]] = []  # (partition, records) per send_batch
+        self.timestamps: list[int | None] = []  # of every record sent
         self.partition_of: dict[bytes, int] = {}
 
     def settle(self, marker: InDoubt) -> bool:
@@ -62,11 +64,13 @@ class FakeBatch:
 
     def __init__(self) -> None:
         self.records: list[tuple[bytes, bytes]] = []
+        self.timestamps: list[int | None] = []
 
     def append(self, *, key: bytes, value: bytes, timestamp: int | None) -> object | None:
         if len(self.records) >= 3:
             return None
         self.records.append((key, value))
+        self.timestamps.append(timestamp)
         return object()
 
     def close(self) -> None:
@@ -101,6 +105,7 @@ class FakeProducer:
     async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> Any:
         assert self.in_txn, "send outside a transaction"
         self.broker.batches.append((partition, len(batch.records)))
+        self.broker.timestamps += batch.timestamps
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.broker.ack_hangs:
             return future
@@ -198,9 +203,14 @@ async def _drained(sink: KafkaSink) -> None:
 async def test_one_transaction_per_write(tmp_path: Path, broker: FakeBroker) -> None:
     sink = _sink(tmp_path, broker)
     await sink.open()
+    before = int(time.time() * 1000)
     await sink.write(_events(5))
     await sink.write(_events(5, 5))
+    after = int(time.time() * 1000)
     await sink.close()
+    # each record carries the time its transaction was sent (CreateTime, epoch ms)
+    assert len(broker.timestamps) == 10
+    assert all(isinstance(t, int) and before <= t <= after for t in broker.timestamps)
     assert _ids(broker.committed) == list(range(10))
     assert sink.sent == 10 and sink.stats()["spool_records"] == 0
     assert sink.stats()["transactions_committed"] == 2

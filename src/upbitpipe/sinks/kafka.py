@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -525,8 +526,11 @@ class KafkaSink:
 
         Partitions are chosen as aiokafka's default partitioner does (murmur2 of the key
         over the sorted partitions), so a market keeps its partition; one ``send_batch`` per
-        partition instead of one ``send`` and future per record.
+        partition instead of one ``send`` and future per record. Every record gets the time
+        of this call as its Kafka timestamp (CreateTime): one clock read, not one per record
+        inside aiokafka (0.15 of its 0.37 CPU-µs per appended record).
         """
+        stamp = int(time.time() * 1000)
         futures: list[Any] = [None] * len(records)
         sent: list[tuple[asyncio.Future[Any], int]] = []
         try:
@@ -550,18 +554,18 @@ class KafkaSink:
                         tp = tps[topic, key] = (topic, self._partition_of(key, known))
                     if alone and id(record) in alone:
                         batch = producer.create_batch()
-                        batch.append(key=key, value=value, timestamp=None)
+                        batch.append(key=key, value=value, timestamp=stamp)
                         sent.append((await self._ship(producer, tp, batch, [index], futures), 1))
                         continue
                     entry = filling.get(tp)
                     if entry is None:
                         entry = filling[tp] = (producer.create_batch(), [])
-                    if entry[0].append(key=key, value=value, timestamp=None) is None:
+                    if entry[0].append(key=key, value=value, timestamp=stamp) is None:
                         sent.append(
                             (await self._ship(producer, tp, *entry, futures), len(entry[1]))
                         )
                         entry = filling[tp] = (producer.create_batch(), [])
-                        entry[0].append(key=key, value=value, timestamp=None)
+                        entry[0].append(key=key, value=value, timestamp=stamp)
                     entry[1].append(index)
                 for tp, (batch, indexes) in filling.items():
                     sent.append(
