@@ -18,8 +18,8 @@ import contextlib
 import logging
 import socket
 import ssl
-import time
 from collections.abc import AsyncIterator
+from time import time_ns
 
 import picows
 from picows import WSCloseCode, WSFrame, WSMsgType, WSTransport
@@ -61,14 +61,39 @@ class _Listener(picows.WSListener):
         self._parts_bytes = 0
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        msg_type = frame.msg_type
-        if msg_type in _DATA:
-            if not frame.fin:  # first fragment
-                self._parts = [frame.get_payload_as_bytes()]
-                self._parts_bytes = frame.payload_size
-                return
+        # called for every frame: a whole data message is the fast path, the rest is
+        # ``_other_frame``; the reader's waiter is woken once per batch (then dropped)
+        payload: bytes | None
+        if frame.fin and frame.msg_type in _DATA:
             payload = frame.get_payload_as_bytes()
-        elif msg_type is WSMsgType.CONTINUATION:
+        else:
+            payload = self._other_frame(transport, frame)
+            if payload is None:
+                return
+        frames = self.frames
+        frames.append((payload, time_ns() // 1_000_000))
+        self.buffered_bytes += len(payload)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        if not self.paused and (
+            len(frames) >= MAX_BUFFERED_FRAMES or self.buffered_bytes >= MAX_BUFFERED_BYTES
+        ):
+            self.paused = True
+            self.pauses += 1
+            transport.underlying_transport.pause_reading()
+
+    def _other_frame(self, transport: WSTransport, frame: WSFrame) -> bytes | None:
+        """A fragment (the whole message once its last one is here), CLOSE or PONG: the
+        message's payload, or None."""
+        msg_type = frame.msg_type
+        if msg_type in _DATA:  # first fragment
+            self._parts = [frame.get_payload_as_bytes()]
+            self._parts_bytes = frame.payload_size
+            return None
+        if msg_type is WSMsgType.CONTINUATION:
             if not self._parts:
                 raise picows.WSProtocolError(
                     WSCloseCode.PROTOCOL_ERROR, "continuation frame without a first fragment"
@@ -81,28 +106,15 @@ class _Listener(picows.WSListener):
                 )
             self._parts.append(frame.get_payload_as_bytes())
             if not frame.fin:
-                return
+                return None
             payload = b"".join(self._parts)
             self._parts = []
-        elif msg_type is WSMsgType.CLOSE:
+            return payload
+        if msg_type is WSMsgType.CLOSE:
             # answer the closing handshake, then drop the socket (the server closes too)
             transport.send_close(WSCloseCode.OK)
             transport.disconnect()
-            return
-        else:  # PONG (PINGs are answered by picows itself)
-            return
-        frames = self.frames
-        frames.append((payload, int(time.time() * 1000)))
-        self.buffered_bytes += len(payload)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if not self.paused and (
-            len(frames) >= MAX_BUFFERED_FRAMES or self.buffered_bytes >= MAX_BUFFERED_BYTES
-        ):
-            self.paused = True
-            self.pauses += 1
-            transport.underlying_transport.pause_reading()
+        return None  # PONG (PINGs are answered by picows itself)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self.disconnected = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -24,9 +24,21 @@ class SinkEvent:
     by splicing the frame's bytes, :func:`upbitpipe.upbit.codec.splice_record`), and when no
     sink reads records (``needs_record = False`` on every sink, as on the Kafka sink) it
     keeps only the bytes: the dict is freed at once instead of after the write.
+
+    Both are plain slots, read at the cost of an attribute: the one an event was made
+    without is unset, and the first read of it (``__getattr__``, only called for a missing
+    attribute) derives it and fills the slot.
     """
 
-    __slots__ = ("_record", "_value", "market", "raw", "type")
+    __slots__ = ("market", "raw", "record", "type", "value")
+
+    type: str
+    market: str
+    raw: bytes
+    #: the data-contract record (decoded from ``value`` on first use if made without)
+    record: dict[str, Any]
+    #: the record as JSON (encoded on first use if made without)
+    value: bytes
 
     def __init__(
         self,
@@ -36,35 +48,40 @@ class SinkEvent:
         raw: bytes,
         value: bytes | None = None,
     ) -> None:
-        if record is None and value is None:
-            msg = "a SinkEvent needs its record or its JSON value"
-            raise ValueError(msg)
         self.type = type
         self.market = market
-        self._record = record
         self.raw = raw
-        self._value = value
+        if record is not None:
+            self.record = record
+            if value is not None:
+                self.value = value
+        elif value is not None:
+            self.value = value
+        else:
+            msg = "a SinkEvent needs its record or its JSON value"
+            raise ValueError(msg)
 
-    @property
-    def record(self) -> dict[str, Any]:
-        """The data-contract record (decoded from ``value`` on first use if made without)."""
-        record = self._record
-        if record is None:
-            record = self._record = orjson.loads(self._value)  # type: ignore[arg-type]
-        return record
+    if not TYPE_CHECKING:  # hidden from mypy, which would then allow any attribute
 
-    @property
-    def value(self) -> bytes:
-        """The record as JSON (encoded on first use if made without)."""
-        value = self._value
-        if value is None:
-            value = self._value = orjson.dumps(self._record)
-        return value
+        def __getattr__(self, name: str) -> Any:
+            """The slot the event was made without, derived on first use and kept."""
+            if name == "value":
+                value = self.value = orjson.dumps(_RECORD_SLOT.__get__(self))
+                return value
+            if name == "record":
+                record = self.record = orjson.loads(_VALUE_SLOT.__get__(self))
+                return record
+            msg = f"{type(self).__name__!r} object has no attribute {name!r}"
+            raise AttributeError(msg)
 
     @property
     def has_record(self) -> bool:
         """Whether the record dict is held (else ``record`` decodes ``value``)."""
-        return self._record is not None
+        try:
+            _RECORD_SLOT.__get__(self)
+        except AttributeError:
+            return False
+        return True
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SinkEvent):
@@ -80,6 +97,11 @@ class SinkEvent:
 
     def __repr__(self) -> str:
         return f"SinkEvent(type={self.type!r}, market={self.market!r}, record={self.record!r})"
+
+
+# the slots themselves: reading one that is unset raises AttributeError without __getattr__
+_RECORD_SLOT: Any = SinkEvent.__dict__["record"]
+_VALUE_SLOT: Any = SinkEvent.__dict__["value"]
 
 
 @runtime_checkable
