@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from pathlib import Path
 
 import orjson
@@ -12,6 +14,7 @@ from upbitpipe.upbit.codec import (
     MalformedFrameError,
     MarketEvent,
     StatusFrame,
+    _spread,
     parse_frame,
     subscribe_request,
 )
@@ -224,3 +227,14 @@ def test_simple_fast_paths_equal_the_declared_key_maps(variant: str) -> None:
         assert got == expected  # JSON objects: names and values, not key order
         seen.add(event.type)
     assert seen == {"ticker", "trade", "orderbook"}
+
+
+def test_the_memoised_spread_is_round_to_ten_digits() -> None:
+    rng = random.Random(7)
+    prices = [round(rng.uniform(0.0001, 2e8), rng.randint(0, 8)) for _ in range(300)]
+    differences: list[float | int] = [a - b for a in prices[:40] for b in prices[:40]]
+    differences += [0.0, -0.0, 3, -7, 0, 0.1 + 0.2, 1e-11, -1e-11]
+    for difference in differences * 2:  # the second pass reads the memo
+        got = _spread(difference)
+        want = round(difference, 10)
+        assert (got, type(got), math.copysign(1, got)) == (want, type(want), math.copysign(1, want))
