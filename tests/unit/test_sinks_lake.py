@@ -250,7 +250,8 @@ def test_fast_conversion_equals_the_checked_rows(tmp_path: Path) -> None:
     """The records as one struct array, ``dt`` once per batch, give the rows the checked
     path (``event_to_row``) gives - ints where doubles are, missing fields, a batch across
     midnight in ``lake.timezone``; an unusable time or key sends the batch down the checked
-    path, which rejects only that event, with a reason."""
+    path, which rejects only that event, with a reason (pyarrow alone would truncate a
+    float time to an integer)."""
     settings = load_settings(
         overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.timezone": "Asia/Seoul"},
         env={},
@@ -262,6 +263,7 @@ def test_fast_conversion_equals_the_checked_rows(tmp_path: Path) -> None:
         "ticker": [ticker(midnight + 1, 1.0), ticker(midnight + 2, 2.0, "KRW-ETH")],
         "orderbook": [orderbook(midnight + 1), orderbook(midnight + 2, "KRW-ETH", units=[])],
     }
+    batches["trade"][2].record["trade_timestamp"] = float(midnight + 9)  # a whole number
     for kind, events in batches.items():
         table = LAKE_TABLES[EVENT_TABLES[kind][0]]
         arrow, bad = sink._to_arrow(table, events)

@@ -27,6 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from upbitpipe.config import LakeSettings, Settings
 from upbitpipe.errors import ServiceUnavailableError
@@ -97,9 +98,22 @@ class LakeSink:
         self._staged_bytes: dict[str, int] = dict.fromkeys(EVENT_TABLES, 0)
         self._staged_count = 0
         self._schemas = {name: table.arrow_schema() for name, table in LAKE_TABLES.items()}
-        # the same without ``dt`` (the first column, added after the conversion), as the
-        # struct type the records are converted to
-        self._bodies = {name: pa.struct(list(sch)[1:]) for name, sch in self._schemas.items()}
+        # per table the fast path can convert: the struct type the records become
+        # (:meth:`_records_to_arrow`) and where its epoch-ms time column is
+        self._bodies: dict[str, tuple[pa.StructType, int]] = {}
+        for name, table in LAKE_TABLES.items():
+            body = list(self._schemas[name])
+            time_column = table.time_column or "timestamp"
+            if body[0].name == "dt" and time_column in table.column_names:
+                if self._schemas[name].field(time_column).type == pa.int64():
+                    # columns after ``dt`` (added after the conversion), then the time column
+                    # again as a double: pyarrow truncates a float to int64 silently, and a
+                    # time that is not a whole number is for the checked path to reject
+                    shadow = pa.field(time_column, pa.float64())
+                    self._bodies[name] = (
+                        pa.struct([*body[1:], shadow]),
+                        table.column_names.index(time_column) - 1,
+                    )
         # the batch a commit thread is working on, and the kinds it has committed so far
         self._committing: Pending = {}
         self._committed_kinds: list[str] = []
@@ -302,33 +316,33 @@ class LakeSink:
     def _records_to_arrow(self, table: LakeTable, records: list[dict[str, Any]]) -> pa.Table | None:
         """The fast path: the records as one struct array (pyarrow reads each dict's fields
         in C: about half the CPU of ``Table.from_pylist``, which builds a Python list per
-        column), its fields as the columns after ``dt``. None when the checked path must
-        decide (a time that is not an int, a key column with a null)."""
-        schema = self._schemas[table.name]
-        if schema.names[0] != "dt" or not records:
+        column), its fields as the columns after ``dt``, and ``dt`` from the converted time
+        column (no Python per record). None when the checked path must decide (a time that
+        is missing or not a whole number, a key column with a null)."""
+        body = self._bodies.get(table.name)
+        if body is None or not records:
             return None
-        dts = self._dt_column(table, records)
-        if dts is None:
+        struct_type, time_index = body
+        *columns, shadow = pa.array(records, type=struct_type).flatten()
+        stamps = columns[time_index]
+        if stamps.null_count or not pc.all(pc.equal(pc.cast(stamps, pa.float64()), shadow)).as_py():
             return None
-        struct = pa.array(records, type=self._bodies[table.name])
-        arrow = pa.Table.from_arrays([dts, *struct.flatten()], schema=schema)
+        arrow = pa.Table.from_arrays(
+            [self._dt_column(stamps), *columns], schema=self._schemas[table.name]
+        )
         keys = set(table.primary_key) | set(table.partition_keys)
         if any(arrow.column(k).null_count for k in keys):
             return None
         return arrow
 
-    def _dt_column(self, table: LakeTable, records: list[dict[str, Any]]) -> pa.Array | None:
-        """Each record's ``dt`` from its epoch-ms time column (None if one has no such int:
-        the checked path decides). A day is a run of time, so when the earliest and the
-        latest time of the batch fall on one day every record does: one value, repeated."""
-        time_column = table.time_column or "timestamp"
-        stamps: list[int] = [record.get(time_column) for record in records]  # type: ignore[misc]
-        if set(map(type, stamps)) != {int}:  # now they are ints
-            return None
-        first = self._dt(min(stamps))
-        if first == self._dt(max(stamps)):
+    def _dt_column(self, stamps: pa.Array) -> pa.Array:
+        """``dt`` of each epoch-ms time (no nulls). A day is a run of time, so when the
+        earliest and the latest time fall on one day every row does: one value, repeated."""
+        extremes = pc.min_max(stamps)
+        first = self._dt(extremes["min"].as_py())
+        if first == self._dt(extremes["max"].as_py()):
             return pa.repeat(pa.scalar(first, pa.string()), len(stamps))
-        return pa.array([self._dt(stamp) for stamp in stamps], pa.string())
+        return pa.array([self._dt(stamp) for stamp in stamps.to_pylist()], pa.string())
 
     def _dt(self, stamp: int) -> str:
         """``event_dt`` of an epoch-ms time, cached per minute."""
