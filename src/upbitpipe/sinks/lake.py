@@ -100,6 +100,10 @@ class LakeSink:
         self._schemas = {name: table.arrow_schema() for name, table in LAKE_TABLES.items()}
         # per table the fast path can convert: the struct type the records become
         # (:meth:`_records_to_arrow`) and where its epoch-ms time column is
+        self._keys = {
+            name: sorted({*table.primary_key, *table.partition_keys})
+            for name, table in LAKE_TABLES.items()
+        }
         self._bodies: dict[str, tuple[pa.StructType, int]] = {}
         for name, table in LAKE_TABLES.items():
             body = list(self._schemas[name])
@@ -323,15 +327,17 @@ class LakeSink:
         if body is None or not records:
             return None
         struct_type, time_index = body
-        *columns, shadow = pa.array(records, type=struct_type).flatten()
-        stamps = columns[time_index]
+        # (a batch's columns taken whole from the struct: ~10 µs a call, not the ~30 µs of
+        # building a table from its flattened arrays against the schema)
+        batch = pa.RecordBatch.from_struct_array(pa.array(records, type=struct_type))
+        last = batch.num_columns - 1
+        stamps, shadow = batch.column(time_index), batch.column(last)
         if stamps.null_count or not pc.all(pc.equal(pc.cast(stamps, pa.float64()), shadow)).as_py():
             return None
-        arrow = pa.Table.from_arrays(
-            [self._dt_column(stamps), *columns], schema=self._schemas[table.name]
-        )
-        keys = set(table.primary_key) | set(table.partition_keys)
-        if any(arrow.column(k).null_count for k in keys):
+        dt_field = self._schemas[table.name].field(0)
+        arrow = pa.Table.from_batches([batch.remove_column(last)])
+        arrow = arrow.add_column(0, dt_field, self._dt_column(stamps))
+        if any(arrow.column(k).null_count for k in self._keys[table.name]):
             return None
         return arrow
 
