@@ -13,7 +13,8 @@ SIMPLE frames of 10 markets through ``CollectorService._on_shard_frames`` in bat
 ``--batch`` (parse, subscription/clock gate, dedup, data-contract record and its JSON,
 resume bookkeeping, one buffer operation per batch) into a sink runner whose writer drops
 the events and, like the Kafka sink, reads only their JSON (so no record dict is kept), with
-the startup objects frozen as ``collect`` does (``gc.freeze``).
+the startup objects frozen as ``collect`` does (``gc.freeze``); and DEFAULT frames once more
+into a sink that, like the lake, reads the record dicts (nothing is encoded).
 
     .venv/bin/python benchmarks/bench_parse.py
     .venv/bin/python benchmarks/bench_parse.py --frames 50000 --runs 7
@@ -104,11 +105,22 @@ class DropSink:
         return {"count": self.count}
 
 
-async def _collector_pass(data: list[bytes], batch: int) -> float:
-    """CPU seconds per frame of one pass through a fresh collector service."""
+class RecordDropSink(DropSink):
+    """Reads the records, as the lake sink does (so the collector keeps the dicts and encodes
+    nothing)."""
+
+    needs_record = True
+
+    async def write(self, events: Sequence[SinkEvent]) -> None:
+        self.count += sum(1 for e in events if e.record)
+
+
+async def _collector_pass(data: list[bytes], batch: int, records: bool = False) -> float:
+    """CPU seconds per frame of one pass through a fresh collector service (``records``: into
+    a sink that reads records, else one that reads only the JSON)."""
     with tempfile.TemporaryDirectory() as tmp:
         plan = CollectorPlan(PATH_MARKETS, TYPES, [PATH_MARKETS])
-        sink = DropSink()
+        sink = RecordDropSink() if records else DropSink()
         service = CollectorService(
             Settings(),
             plan,
@@ -138,8 +150,10 @@ async def _collector_pass(data: list[bytes], batch: int) -> float:
     return elapsed / len(data)
 
 
-def measure_collector(data: list[bytes], runs: int, batch: int) -> float:
-    return statistics.median(asyncio.run(_collector_pass(data, batch)) for _ in range(runs))
+def measure_collector(data: list[bytes], runs: int, batch: int, records: bool = False) -> float:
+    return statistics.median(
+        asyncio.run(_collector_pass(data, batch, records)) for _ in range(runs)
+    )
 
 
 def main() -> None:
@@ -193,6 +207,10 @@ def main() -> None:
         for batch in sorted({1, args.batch}):
             seconds = measure_collector(path_frames, args.runs, batch)
             rows.append(("mix, 10 m", f"collector path {fmt}, batch {batch}", seconds, path_size))
+        if fmt == "DEFAULT":
+            seconds = measure_collector(path_frames, args.runs, args.batch, records=True)
+            name = f"collector path {fmt}, records, batch {args.batch}"
+            rows.append(("mix, 10 m", name, seconds, path_size))
 
     print(
         f"# bench_parse: {args.frames} frames x {args.runs} runs (median), "
@@ -200,12 +218,12 @@ def main() -> None:
     )
     print()
     print(
-        f"| {'frames':<9} | {'case':<32} | {'msgs/s':>10} | {'CPU-µs/msg':>10} | {'frame bytes':>12} |"
+        f"| {'frames':<9} | {'case':<42} | {'msgs/s':>10} | {'CPU-µs/msg':>10} | {'frame bytes':>12} |"
     )
-    print(f"|{'-' * 11}|{'-' * 34}|{'-' * 12}|{'-' * 12}|{'-' * 14}|")
+    print(f"|{'-' * 11}|{'-' * 44}|{'-' * 12}|{'-' * 12}|{'-' * 14}|")
     for label, name, seconds, size in rows:
         print(
-            f"| {label:<9} | {name:<32} | {1 / seconds:>10,.0f} | {seconds * 1e6:>10.2f} | {size:>12.0f} |"
+            f"| {label:<9} | {name:<42} | {1 / seconds:>10,.0f} | {seconds * 1e6:>10.2f} | {size:>12.0f} |"
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -45,6 +46,7 @@ RECEIVE_BUFFER_BYTES = 2**20
 log = logging.getLogger(__name__)
 
 _DATA = (WSMsgType.TEXT, WSMsgType.BINARY)
+_PAYLOAD = operator.itemgetter(0)  # of a Frame
 
 
 class _Listener(picows.WSListener):
@@ -165,7 +167,7 @@ class PicowsSession:
         else:
             batch = frames[:MAX_BATCH_FRAMES]
             del frames[:MAX_BATCH_FRAMES]
-            listener.buffered_bytes -= sum(len(raw) for raw, _ in batch)
+            listener.buffered_bytes -= sum(map(len, map(_PAYLOAD, batch)))  # summed in C
         if (
             listener.paused
             and len(listener.frames) < MAX_BUFFERED_FRAMES
