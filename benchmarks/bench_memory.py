@@ -4,8 +4,10 @@ Starts `upbitpipe replay serve --synthetic` with ``--markets`` synthetic KRW mar
 three types) at ``--rate`` msgs/s, then `upbitpipe collect` into ``--sink`` (both as their
 own processes, as users run them), samples the collector's RSS every ``--every`` seconds for
 ``--minutes``, and reports start, peak, and the growth over the last half of the run (a
-least-squares slope, MB per minute). Optionally SIGTERMs at the end and reports how long the
-stop took and what was spooled.
+least-squares slope, MB per minute), with where the RSS is every 30 s (anonymous pages,
+the brk heap = glibc's main malloc arena, threads; ``--smaps DIR`` keeps the whole
+``/proc/PID/smaps`` every minute). SIGTERMs at the end and reports how long the stop took
+and what was spooled.
 
     .venv/bin/python benchmarks/bench_memory.py --markets 200 --rate 1000 --minutes 10
     .venv/bin/python benchmarks/bench_memory.py --markets 7 --rate 0 --minutes 1 --sink lake
