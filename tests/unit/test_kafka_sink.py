@@ -45,6 +45,7 @@ class FakeBroker:
         self.open: list[tuple[int, bytes]] = []  # (offset, value) of the open transaction
         self.commit_lands = True  # a commit that times out may still land
         self.commit_hangs = False
+        self.commit_takes = 0.0  # s a commit takes (a timer, not asyncio.sleep)
         self.ack_hangs = False
         self.too_large_on_broker: set[bytes] = set()
         self.starts = 0
@@ -129,6 +130,10 @@ class FakeProducer:
         if self.poisoned:
             msg = "abortable"
             raise KafkaTimeoutError(msg)
+        if self.broker.commit_takes:
+            done = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(self.broker.commit_takes, done.set_result, None)
+            await done
         if self.broker.commit_hangs:
             if self.broker.commit_lands:
                 self._land()
@@ -478,6 +483,33 @@ async def test_a_commit_lingers_for_the_next_batch_with_its_records_visible(
     await sink.close()
     await eager.close()
     assert _ids(broker.committed) == list(range(6))
+
+
+@pytest.mark.parametrize(("takes", "records"), [(0.03, 4), (0.12, 4), (0.03, 1000)])
+async def test_a_slow_small_transaction_makes_the_next_one_wait_as_long(
+    tmp_path: Path,
+    broker: FakeBroker,
+    monkeypatch: pytest.MonkeyPatch,
+    takes: float,
+    records: int,
+) -> None:
+    """A transaction that took longer than ``linger_ms`` (a busy machine, full rate): after
+    its commit the sink waits as long again (at most 50 ms), so the next one carries about
+    twice the records; not after one of 1,000 records or more (the sink's peak rate)."""
+    sink = _sink(tmp_path, broker, KafkaSettings(request_timeout_ms=1000, linger_ms=10))
+    await sink.open()
+    broker.commit_takes = takes
+    asked = _sleeps(monkeypatch, broker)
+    await sink.write(_events(records))
+    await sink.close()
+    assert len(broker.committed) == records
+    if records >= 1000:
+        assert asked == [], "no extra wait after a large transaction"
+    else:
+        assert len(asked) == 1
+        delay, committed = asked[0]
+        assert committed == records
+        assert min(takes, 0.05) <= delay <= 0.05
 
 
 async def test_a_write_cancelled_while_lingering_hands_nothing_back(
