@@ -153,3 +153,36 @@ def test_spool_records_round_trip_events() -> None:
     original = event(7)
     back = event_from_spool(event_to_spool(original))
     assert back == original
+
+
+async def test_batches_added_whole_reach_the_sink_cut_at_the_batch_size_in_order() -> None:
+    """The buffer keeps each added batch whole; the writer takes up to ``batch_size`` events,
+    cutting a batch in two where it must, and the byte count follows every cut."""
+    sink = FakeSink()
+    sink.gate.clear()
+    writes: list[int] = []
+    write = sink.write
+
+    async def counting(events: Sequence[SinkEvent]) -> None:
+        writes.append(len(events))
+        await write(events)
+
+    sink.write = counting  # type: ignore[method-assign]
+    runner = SinkRunner(sink, max_events=10**6, max_bytes=10**9, batch_size=10)
+    await runner.start()
+    sizes = [7, 7, 1, 12, 3]
+    events = [event(n) for n in range(sum(sizes))]
+    start = 0
+    for size in sizes:
+        assert not runner.add_all(events[start : start + size])
+        start += size
+    assert runner.stats()["queued"] == 30
+    assert runner.stats()["queued_bytes"] == sum(len(e.raw) for e in events)
+    await asyncio.sleep(0.05)  # the writer took its first batch and waits at the gate
+    assert writes == [10]
+    assert runner.stats()["queued_bytes"] == sum(len(e.raw) for e in events[10:])
+    sink.gate.set()
+    await runner.stop(timeout=5)
+    assert writes == [10, 10, 10]
+    assert sink.durable == list(range(30))
+    assert runner.stats()["queued"] == runner.stats()["queued_bytes"] == 0
