@@ -10,8 +10,9 @@ orderbook of ``--markets`` markets, 30 % orderbooks, SIMPLE frames) and go throu
 collector's codec into data-contract records, ``--batch`` at a time. Making them costs
 CPU too, measured separately (main-thread CPU around it) and subtracted.
 
-*rows/s per core* = lake rows committed (a ticker is two rows: ``ticker`` and
-``ticker_latest``) / CPU-seconds of the whole process (all threads) spent in the sink.
+*events/s per core* = events stored in their history table (``trade``, ``ticker``,
+``orderbook``: one row each) / CPU-seconds of the whole process (all threads) spent in the
+sink; *rows* adds ``ticker_latest``'s rows, which a commit folds to one per market first.
 RSS is sampled every 0.2 s; the peak includes the interpreter, pypaimon and the synthetic
 exchange (``rss_start_mb`` is the process with all of them, before the first write).
 

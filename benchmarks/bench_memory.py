@@ -220,10 +220,16 @@ def run(args: argparse.Namespace) -> None:
             "spooled_at_stop": sink.get("spooled_at_stop"),
             "lost_at_stop": sink.get("lost_at_stop"),
         }
-        if args.sink == "lake":  # rows per CPU-second of the whole collector process
+        if args.sink == "lake":  # per CPU-second of the whole collector process
+            cpu_s = max(1e-9, cpu.user + cpu.system)
+            # events stored in their history table (trade, ticker, orderbook: a row each);
+            # rows also counts ticker_latest's, folded to one per market per commit
+            stored = int(sink.get("events_committed") or 0)
             rows = int(sink.get("rows_committed") or 0)
+            result["lake_events_committed"] = stored
+            result["lake_events_per_cpu_s"] = round(stored / cpu_s)
             result["lake_rows_committed"] = rows
-            result["lake_rows_per_cpu_s"] = round(rows / max(1e-9, cpu.user + cpu.system))
+            result["lake_rows_per_cpu_s"] = round(rows / cpu_s)
         result["load_average"] = [round(x, 2) for x in psutil.getloadavg()]
         # RSS about every 30 s, to see a trend (or its absence) without the full series
         step = max(1, round(30 / args.every))

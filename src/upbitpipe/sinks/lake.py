@@ -136,7 +136,9 @@ class LakeSink:
             for name, table in LAKE_TABLES.items()
             if name in FOLD_FIRST
         }
+        # rows each table stored (ticker_latest: after folding to the newest per market)
         self.rows_committed: dict[str, int] = dict.fromkeys(LAKE_TABLES, 0)
+        self.events_committed = 0  # events stored in their history table (trade, ticker...)
         self.commits = 0
         self.commit_failures = 0
         self.last_commit_at = 0.0
@@ -279,9 +281,10 @@ class LakeSink:
         are then let go (a retry does not need them), which lowers the peak of the kinds
         committed after it (orderbooks, the largest, come last)."""
         for kind in list(batch):
+            history = EVENT_TABLES[kind][0]  # one row per event
+            events = sum(arrows[history].num_rows for arrows in batch[kind])
             for table_name in EVENT_TABLES[kind]:
                 arrow = pa.concat_tables([arrows[table_name] for arrows in batch[kind]])
-                rows = arrow.num_rows
                 if table_name in self._fold_first:
                     keys, sequence = self._fold_first[table_name]
                     arrow = newest_per_key(arrow, keys, sequence)
@@ -290,8 +293,9 @@ class LakeSink:
                     # columns, its write buffer): a commit of many parts paid that per part
                     arrow = arrow.combine_chunks()
                 self._commit_table(table_name, arrow)
+                self.rows_committed[table_name] += arrow.num_rows
                 del arrow
-                self.rows_committed[table_name] += rows
+            self.events_committed += events
             self._committed_kinds.append(kind)
             batch[kind] = []
         self.commits += 1
@@ -378,6 +382,7 @@ class LakeSink:
             "commit_failures": self.commit_failures,
             "pending_rows": self.pending_rows,
             "rows_committed": sum(self.rows_committed.values()),
+            "events_committed": self.events_committed,
             "last_commit_at": self.last_commit_at,
             "last_error": self.last_error,
         }
