@@ -17,6 +17,7 @@ from upbitpipe.collector.service import CollectorPlan, CollectorService, Collect
 from upbitpipe.collector.statefiles import prepare_state_dir, state_dir_lock
 from upbitpipe.collector.status import STATUS_FILE, CollectorStatus, serve_metrics, write_status
 from upbitpipe.config import Settings
+from upbitpipe.malloc import fix_mmap_threshold
 from upbitpipe.sinks.base import Sink
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.upbit.rest import UpbitRestClient
@@ -70,6 +71,9 @@ async def run_collector(
     """Run until SIGINT/SIGTERM, ``duration`` seconds, or ``stop`` is set; flush and return."""
     cfg = settings.collector
     stop = stop or asyncio.Event()
+    # a collector runs for days: without a fixed glibc mmap threshold its heap crept up by
+    # a few MB every few dedup generations (see upbitpipe.malloc); whatever the sinks
+    fix_mmap_threshold()
     status_path = cfg.state_dir / STATUS_FILE
     prepare_state_dir(cfg.state_dir, (STATUS_FILE, RESUME_FILE, GAPS_FILE))
     with state_dir_lock(cfg.state_dir):

@@ -43,7 +43,6 @@ from upbitpipe.lake.tables import (
     rows_to_arrow,
 )
 from upbitpipe.lake.write import TableCommitter, newest_per_key
-from upbitpipe.malloc import fix_mmap_threshold
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.sinks.worker import DaemonWorker
@@ -145,9 +144,6 @@ class LakeSink:
         self.last_error = ""
 
     async def open(self) -> None:
-        # the lake collector runs for days: without a fixed glibc mmap threshold its heap
-        # crept up by a few MB every few dedup generations (see upbitpipe.malloc)
-        fix_mmap_threshold()
         await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
