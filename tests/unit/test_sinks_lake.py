@@ -110,6 +110,34 @@ async def test_a_commit_cut_short_hands_its_events_back(tmp_path: Path) -> None:
     release.set()
 
 
+async def test_a_cancel_while_dead_lettering_keeps_the_converted_rows(tmp_path: Path) -> None:
+    """Shutdown cancels the writer: if that lands while a rejected row is being
+    dead-lettered, the batch's good rows must still be handed back."""
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+    dead = DeadLetterBox(tmp_path / "dead")
+    sink = LakeSink(settings, dead)
+    await sink.open()
+    entered, never = asyncio.Event(), asyncio.Event()
+
+    async def stuck_put(kind: str, reason: str, raw: bytes) -> None:
+        entered.set()
+        await never.wait()
+
+    dead.put = stuck_put  # type: ignore[method-assign]
+    await sink.write([trade(1), trade(2)])
+    writing = asyncio.create_task(sink.write([trade(None), trade(3)]))
+    flushing = asyncio.create_task(sink.flush())  # converts the staged batch
+    await asyncio.wait_for(entered.wait(), 10)
+    for task in (writing, flushing):
+        task.cancel()
+    await asyncio.gather(writing, flushing, return_exceptions=True)
+    taken = sink.take_unflushed()
+    assert sorted(e.record["sequential_id"] for e in taken) == [1, 2, 3]
+    await sink.close()
+
+
 async def test_small_writes_become_one_arrow_batch_per_table(tmp_path: Path) -> None:
     """A slow market hands the sink a few events per write: they are converted together and
     pypaimon gets one record batch per table and commit (its work is per batch)."""

@@ -185,20 +185,25 @@ class LakeSink:
         self._staged_count -= len(kind_events)
         arrows: dict[str, pa.Table] = {}
         by_columns: dict[tuple[str, ...], pa.Table] = {}
+        rejected: Rejected = []
         for table_name in EVENT_TABLES[kind]:
             table = LAKE_TABLES[table_name]
             key = tuple(table.column_names)
             if key not in by_columns:
                 arrow, bad = self._to_arrow(table, kind_events)
                 by_columns[key] = arrow
-                for event, reason in bad:
-                    await self.dead_letters.put("lake_row", reason, event.raw)
+                rejected += bad
             arrows[table_name] = by_columns[key]
+        # the rows are pending before the first await: a writer cancelled at shutdown while
+        # dead-lettering must not leave them neither staged nor pending (take_unflushed
+        # would miss them)
         first = arrows[EVENT_TABLES[kind][0]]
         if first.num_rows:
             self._pending[kind].append(arrows)
             self._pending_count += first.num_rows
             self._pending_bytes += sum(a.nbytes for a in by_columns.values())
+        for event, reason in rejected:
+            await self.dead_letters.put("lake_row", reason, event.raw)
 
     @property
     def pending_rows(self) -> int:
