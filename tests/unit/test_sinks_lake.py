@@ -316,6 +316,15 @@ def test_fast_conversion_equals_the_checked_rows(tmp_path: Path) -> None:
         (5, True),
         (None, False),
     ]
+    # any other integer the exchange fills is checked as well, not truncated
+    half = [trade(6, midnight), trade(7, midnight), ticker(midnight + 3, 3.0)]
+    half[1].record["timestamp"] = midnight + 2.5
+    half[2].record["trade_timestamp"] = midnight + 0.25
+    arrow, bad = sink._to_arrow(LAKE_TABLES["trade"], half[:2])
+    assert arrow.column("sequential_id").to_pylist() == [6]
+    assert [(e.record["sequential_id"], "timestamp" in r) for e, r in bad] == [(7, True)]
+    arrow, bad = sink._to_arrow(LAKE_TABLES["ticker"], half[2:])
+    assert arrow.num_rows == 0 and len(bad) == 1 and "trade_timestamp" in bad[0][1]
 
 
 async def test_every_commit_runs_on_one_kept_thread(tmp_path: Path) -> None:

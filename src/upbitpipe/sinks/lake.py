@@ -107,19 +107,26 @@ class LakeSink:
             name: sorted({*table.primary_key, *table.partition_keys})
             for name, table in LAKE_TABLES.items()
         }
-        self._bodies: dict[str, tuple[pa.StructType, int]] = {}
+        self._bodies: dict[str, tuple[pa.StructType, int, list[int]]] = {}
         for name, table in LAKE_TABLES.items():
             body = list(self._schemas[name])
             time_column = table.time_column or "timestamp"
             if body[0].name == "dt" and time_column in table.column_names:
                 if self._schemas[name].field(time_column).type == pa.int64():
-                    # columns after ``dt`` (added after the conversion), then the time column
-                    # again as a double: pyarrow truncates a float to int64 silently, and a
-                    # time that is not a whole number is for the checked path to reject
-                    shadow = pa.field(time_column, pa.float64())
+                    # columns after ``dt`` (added after the conversion), then each integer
+                    # column the exchange fills again as a double: pyarrow truncates a float
+                    # to int64 silently, and a value that is not a whole number is for the
+                    # checked path to reject (``_ingested_at`` is the collector's own int)
+                    ints = [
+                        i
+                        for i, field in enumerate(body[1:])
+                        if field.type == pa.int64() and field.name != "_ingested_at"
+                    ]
+                    shadows = [pa.field(body[1 + i].name, pa.float64()) for i in ints]
                     self._bodies[name] = (
-                        pa.struct([*body[1:], shadow]),
+                        pa.struct([*body[1:], *shadows]),
                         table.column_names.index(time_column) - 1,
+                        ints,
                     )
         # the batch a commit thread is working on, and the kinds it has committed so far
         self._committing: Pending = {}
@@ -335,16 +342,21 @@ class LakeSink:
         body = self._bodies.get(table.name)
         if body is None or not records:
             return None
-        struct_type, time_index = body
+        struct_type, time_index, ints = body
         # (a batch's columns taken whole from the struct: ~10 µs a call, not the ~30 µs of
         # building a table from its flattened arrays against the schema)
         batch = pa.RecordBatch.from_struct_array(pa.array(records, type=struct_type))
-        last = batch.num_columns - 1
-        stamps, shadow = batch.column(time_index), batch.column(last)
-        if stamps.null_count or not pc.all(pc.equal(pc.cast(stamps, pa.float64()), shadow)).as_py():
+        stamps = batch.column(time_index)
+        if stamps.null_count:
             return None
+        first_shadow = batch.num_columns - len(ints)
+        for offset, index in enumerate(ints):
+            whole = pc.cast(batch.column(index), pa.float64())
+            same = pc.equal(whole, batch.column(first_shadow + offset))
+            if not pc.all(same, skip_nulls=True, min_count=0).as_py():
+                return None
         dt_field = self._schemas[table.name].field(0)
-        arrow = pa.Table.from_batches([batch.remove_column(last)])
+        arrow = pa.Table.from_batches([batch.select(list(range(first_shadow)))])
         arrow = arrow.add_column(0, dt_field, self._dt_column(stamps))
         if any(arrow.column(k).null_count for k in self._keys[table.name]):
             return None
