@@ -209,7 +209,7 @@ class CollectorService:
         needs in locals: per event one parse (into the dict that becomes the record), one
         dedup set lookup, the newest trade per market as a plain tuple (a :class:`Tip` is
         made per batch, when the resume point moves), the record's JSON and one small
-        :class:`SinkEvent`. :meth:`_stage` is the same for one REST-backfilled trade."""
+        :class:`SinkEvent`. :meth:`_stage_backfilled` is the same for one REST-backfilled trade."""
         market_data = False
         rejected: list[tuple[str, str, bytes]] | None = None
         parse = self.gate.parse_data
@@ -307,65 +307,32 @@ class CollectorService:
             self._session_started(shard)
         return await self.on_frames(frames)
 
-    async def _emit(
-        self,
-        event_type: str,
-        market: str,
-        data: dict[str, Any],
-        raw: bytes,
-        received_ms: int,
-        source: str,
-    ) -> bool:
-        """Hand a first-seen event to every sink; False for a duplicate."""
-        first = self._stage(event_type, market, data, raw, received_ms, source == SOURCE_WEBSOCKET)
-        await self._deliver()
-        return first
-
-    def _stage(
-        self,
-        event_type: str,
-        market: str,
-        data: dict[str, Any],
-        raw: bytes,
-        received_ms: int,
-        live: bool,
-    ) -> bool:
-        """Stage a first-seen event for every sink (``_deliver`` hands it over); False for
-        a duplicate. ``live``: from the WebSocket, and ``data`` is the parser's own dict,
-        which becomes the record (a REST-backfilled trade's dict is copied). Live frames
-        take the same steps in :meth:`on_frames`, written out there for speed.
+    def _stage_backfilled(self, trade: dict[str, Any], raw: bytes, received_ms: int) -> bool:
+        """Stage a first-seen REST-backfilled trade for every sink (``_deliver`` hands it
+        over); False for a duplicate. Its dict is copied into the record. Live frames take
+        the same steps in :meth:`on_frames`, written out there for speed (with the resume
+        point and gap bookkeeping that only live trades move).
 
         ``_deliver`` must follow before the next ``await``: a batch's events reach every
         sink's buffer, and are counted in the durable ledger, in one synchronous step."""
-        if not self.dedup.first_time(event_key(event_type, market, data)):
+        market = trade["market"]
+        if not self.dedup.first_time(event_key("trade", market, trade)):
             self.counters.duplicates += 1
             return False
         if self._fresh and market in self._fresh:
-            self._exchange_clock_seen(market, data)
-        if event_type == "trade":
-            sid = data.get("sequential_id")
-            if live:
-                ts = data.get("trade_timestamp")
-                if isinstance(ts, int):
-                    tip = (ts, sid if isinstance(sid, int) else None, received_ms)
-                    seen = self._last_seen.get(market)
-                    if seen is None or ts >= seen[0]:
-                        self._last_seen[market] = tip
-                    if self._awaiting_first:
-                        self._first_after_gap(market, tip)
-                    self._staged_tips[market] = tip
-            if self._kafka_has and isinstance(sid, int) and (market, sid) in self._kafka_has:
-                # already in Kafka from an earlier run: a backfilled trade, or the snapshot
-                # trade a new subscription starts with
-                self._staged_not_kafka.add(len(self._staged))
-        record = data if live else dict(data)
+            self._exchange_clock_seen(market, trade)
+        sid = trade.get("sequential_id")
+        if self._kafka_has and isinstance(sid, int) and (market, sid) in self._kafka_has:
+            # already in Kafka from an earlier run
+            self._staged_not_kafka.add(len(self._staged))
+        record = dict(trade)
         record["_ingested_at"] = received_ms
-        record["_source"] = SOURCE_WEBSOCKET if live else SOURCE_BACKFILL
+        record["_source"] = SOURCE_BACKFILL
         record["_collector"] = self.instance_id
         value = orjson.dumps(record) if self._encode else None
-        event = SinkEvent(event_type, market, record if self._keep_records else None, raw, value)
+        event = SinkEvent("trade", market, record if self._keep_records else None, raw, value)
         self._staged.append(event)
-        self.counters.events[event_type] += 1
+        self.counters.events["trade"] += 1
         self.counters.last_event_ms = received_ms
         return True
 
@@ -430,14 +397,9 @@ class CollectorService:
         if problem is not None:
             await self.dead_letters.put(*problem, rebuild_frame(trade))
             return False
-        return await self._emit(
-            "trade",
-            trade["market"],
-            trade,
-            rebuild_frame(trade),
-            int(time.time() * 1000),
-            SOURCE_BACKFILL,
-        )
+        first = self._stage_backfilled(trade, rebuild_frame(trade), int(time.time() * 1000))
+        await self._deliver()
+        return first
 
     # -- gaps and backfill -----------------------------------------------------------
 
