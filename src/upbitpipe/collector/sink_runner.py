@@ -128,9 +128,7 @@ class SinkRunner:
         self._count += count
         self._bytes += size
         self.put_count += count
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)  # wake the writer
+        self._wake()
         if (self._count >= self.max_events or self._bytes >= self.max_bytes) and not self._released:
             self._room.clear()
         return not self._room.is_set()
