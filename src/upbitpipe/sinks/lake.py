@@ -76,6 +76,32 @@ class LakeCommitError(ServiceUnavailableError):
     """A lake commit failed; its events stay buffered for the next flush."""
 
 
+FastBody = tuple[pa.StructType, int, list[int]]
+
+
+def _fast_body(table: LakeTable, schema: pa.Schema) -> FastBody | None:
+    """What the fast path converts a table's records into: the struct of its columns after
+    ``dt`` (added after the conversion), then each integer column the exchange fills again
+    as a double (pyarrow truncates a float to int64 silently, and a value that is not a
+    whole number is for the checked path to reject; ``_ingested_at`` is the collector's own
+    int); the index of its epoch-ms time column; the indexes of the integer columns. None
+    for a table without ``dt`` and an int64 time column."""
+    body = list(schema)
+    time_column = table.time_column or "timestamp"
+    if body[0].name != "dt" or time_column not in table.column_names:
+        return None
+    if schema.field(time_column).type != pa.int64():
+        return None
+    fields = body[1:]
+    ints = [
+        i
+        for i, field in enumerate(fields)
+        if field.type == pa.int64() and field.name != "_ingested_at"
+    ]
+    shadows = [pa.field(fields[i].name, pa.float64()) for i in ints]
+    return pa.struct([*fields, *shadows]), table.column_names.index(time_column) - 1, ints
+
+
 class LakeSink:
     """Buffers events per type; each flush commits one snapshot per lake table."""
 
@@ -101,33 +127,16 @@ class LakeSink:
         self._staged_bytes: dict[str, int] = dict.fromkeys(EVENT_TABLES, 0)
         self._staged_count = 0
         self._schemas = {name: table.arrow_schema() for name, table in LAKE_TABLES.items()}
-        # per table the fast path can convert: the struct type the records become
-        # (:meth:`_records_to_arrow`) and where its epoch-ms time column is
         self._keys = {
             name: sorted({*table.primary_key, *table.partition_keys})
             for name, table in LAKE_TABLES.items()
         }
-        self._bodies: dict[str, tuple[pa.StructType, int, list[int]]] = {}
-        for name, table in LAKE_TABLES.items():
-            body = list(self._schemas[name])
-            time_column = table.time_column or "timestamp"
-            if body[0].name == "dt" and time_column in table.column_names:
-                if self._schemas[name].field(time_column).type == pa.int64():
-                    # columns after ``dt`` (added after the conversion), then each integer
-                    # column the exchange fills again as a double: pyarrow truncates a float
-                    # to int64 silently, and a value that is not a whole number is for the
-                    # checked path to reject (``_ingested_at`` is the collector's own int)
-                    ints = [
-                        i
-                        for i, field in enumerate(body[1:])
-                        if field.type == pa.int64() and field.name != "_ingested_at"
-                    ]
-                    shadows = [pa.field(body[1 + i].name, pa.float64()) for i in ints]
-                    self._bodies[name] = (
-                        pa.struct([*body[1:], *shadows]),
-                        table.column_names.index(time_column) - 1,
-                        ints,
-                    )
+        # per table the fast path can convert (:meth:`_records_to_arrow`)
+        self._bodies = {
+            name: body
+            for name, table in LAKE_TABLES.items()
+            if (body := _fast_body(table, self._schemas[name])) is not None
+        }
         # the batch a commit thread is working on, and the kinds it has committed so far
         self._committing: Pending = {}
         self._committed_kinds: list[str] = []
@@ -338,7 +347,7 @@ class LakeSink:
         in C: about half the CPU of ``Table.from_pylist``, which builds a Python list per
         column), its fields as the columns after ``dt``, and ``dt`` from the converted time
         column (no Python per record). None when the checked path must decide (a time that
-        is missing or not a whole number, a key column with a null)."""
+        is missing, an integer that is not a whole number, a key column with a null)."""
         body = self._bodies.get(table.name)
         if body is None or not records:
             return None
