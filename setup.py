@@ -30,7 +30,10 @@ from setuptools import Extension, find_packages, setup
 MYPYC_MODULES: list[str] = []
 
 #: hand-written C kernels (``Extension`` objects), each optional
-C_EXTENSIONS: list[Extension] = []
+C_EXTENSIONS: list[Extension] = [
+    # the lake sink's orderbook units and integer checks (twin: upbitpipe/lake/fastrows.py)
+    Extension("upbitpipe.lake._fastrows", ["src/upbitpipe/lake/_fastrows.c"]),
+]
 
 
 def _why_pure_python() -> str | None:

@@ -102,6 +102,12 @@ def main() -> None:
         metavar="DIR",
         help="copy the collector's /proc/PID/smaps into DIR every minute (where RSS grows)",
     )
+    ap.add_argument(
+        "--pure-python",
+        action="store_true",
+        help="run the collector with UPBITPIPE_PURE_PYTHON=1: built C kernels left unused "
+        "(the lake's; an A/B in one install)",
+    )
     args = ap.parse_args()
 
     with contextlib.ExitStack() as stack:
@@ -152,6 +158,8 @@ def run(args: argparse.Namespace) -> None:
             "UPBITPIPE_LAKE__WAREHOUSE": f"{tmp}/lake",
             "UPBITPIPE_METRICS__ENABLED": "false",
         }
+        if args.pure_python:
+            env["UPBITPIPE_PURE_PYTHON"] = "1"
         if args.kafka:
             env["UPBITPIPE_KAFKA__BOOTSTRAP_SERVERS"] = args.kafka
             if args.start_kafka:
@@ -204,6 +212,7 @@ def run(args: argparse.Namespace) -> None:
             "markets": args.markets,
             "rate": args.rate,
             "sink": args.sink,
+            "pure_python": args.pure_python,
             "minutes": round(samples[-1][0] / 60, 1) if samples else 0,
             "events": events,
             "events_per_s": round(events / max(1e-9, samples[-1][0]), 1) if samples else 0,

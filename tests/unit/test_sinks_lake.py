@@ -12,11 +12,22 @@ import pyarrow.parquet as pq
 import pytest
 
 from upbitpipe.config import load_settings
+from upbitpipe.lake import fastrows
 from upbitpipe.lake.read import read_table, trade_id_counts
 from upbitpipe.lake.tables import EVENT_TABLES, LAKE_TABLES, event_to_row, rows_to_arrow
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.sinks.lake import LakeCommitError, LakeSink
+
+
+@pytest.fixture(autouse=True, params=["native", "pure"])
+def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test with the lake's C kernels and without them (their Python twins)."""
+    if request.param == "pure":
+        monkeypatch.setattr(fastrows, "NATIVE", None)
+    elif fastrows.NATIVE is None:
+        pytest.skip("the C kernels are not built")
+    return str(request.param)
 
 
 def trade(sid: int | None, ts: int = 1_763_900_000_000, market: str = "KRW-BTC") -> SinkEvent:
@@ -325,6 +336,32 @@ def test_fast_conversion_equals_the_checked_rows(tmp_path: Path) -> None:
     assert [(e.record["sequential_id"], "timestamp" in r) for e, r in bad] == [(7, True)]
     arrow, bad = sink._to_arrow(LAKE_TABLES["ticker"], half[2:])
     assert arrow.num_rows == 0 and len(bad) == 1 and "trade_timestamp" in bad[0][1]
+
+
+def test_whole_books_and_upbit_sized_trade_ids_take_the_fast_path(
+    tmp_path: Path, kernels: str
+) -> None:
+    """Books with every unit field (as the codec makes them) get their units from the C
+    kernel when it is built, and a trade's 17-digit ``sequential_id`` (more digits than a
+    double holds) no longer sends its batch down the checked path; the rows are the
+    checked path's either way."""
+    settings = load_settings(overrides={"lake.warehouse": str(tmp_path / "lake")}, env={}).settings
+    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
+    ts = 1_764_255_600_000
+    unit = {"ask_price": 101.5, "bid_price": 100, "ask_size": None, "bid_size": 2**53}
+    batches = {
+        "orderbook": [orderbook(ts + i, units=[dict(unit, ask_price=i)] * i) for i in range(4)],
+        "trade": [trade(17_642_880_000_000_000 + i, ts) for i in range(3)],
+    }
+    for kind, events in batches.items():
+        table = LAKE_TABLES[kind]
+        records = [event.record for event in events]
+        fast = sink._records_to_arrow(table, records)
+        assert fast is not None, kind
+        expected = rows_to_arrow(table, [event_to_row(table, r, sink.tz) for r in records])
+        assert fast.equals(expected), kind
+    built = sink._fast.book_units([event.record for event in batches["orderbook"]])
+    assert (built is not None) == (kernels == "native")
 
 
 async def test_every_commit_runs_on_one_kept_thread(tmp_path: Path) -> None:

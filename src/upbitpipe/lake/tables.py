@@ -160,7 +160,7 @@ _ARROW: dict[str, pa.DataType] = {
 }
 
 ORDERBOOK_UNIT_FIELDS = ("ask_price", "bid_price", "ask_size", "bid_size")
-_UNIT_ARROW = pa.list_(pa.struct([pa.field(f, pa.float64()) for f in ORDERBOOK_UNIT_FIELDS]))
+UNIT_ARROW = pa.list_(pa.struct([pa.field(f, pa.float64()) for f in ORDERBOOK_UNIT_FIELDS]))
 _UNIT_FLINK = "ARRAY<ROW<" + ", ".join(f"`{f}` DOUBLE" for f in ORDERBOOK_UNIT_FIELDS) + ">>"
 
 METADATA_COLUMNS = (_c("_ingested_at", "i"), _c("_source", "s"), _c("_collector", "s"))
@@ -242,7 +242,7 @@ ORDERBOOK_COLUMNS = (
     _c("timestamp", "i"),
     _c("total_ask_size", "d"),
     _c("total_bid_size", "d"),
-    LakeColumn("orderbook_units", _UNIT_FLINK, _UNIT_ARROW),
+    LakeColumn("orderbook_units", _UNIT_FLINK, UNIT_ARROW),
     _c("best_ask_price", "d"),
     _c("best_bid_price", "d"),
     _c("spread", "d"),

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -32,9 +32,11 @@ import pyarrow.compute as pc
 from upbitpipe.config import LakeSettings, Settings
 from upbitpipe.errors import ServiceUnavailableError
 from upbitpipe.lake.catalog import open_catalog
+from upbitpipe.lake.fastrows import FastRows
 from upbitpipe.lake.tables import (
     EVENT_TABLES,
     LAKE_TABLES,
+    UNIT_ARROW,
     LakeRowError,
     LakeTable,
     ensure_tables,
@@ -72,20 +74,29 @@ def _sequence_fields(table: LakeTable) -> tuple[str, ...]:
     return tuple(name.strip() for name in field.split(",") if name.strip())
 
 
+UNITS = "orderbook_units"
+
+
 class LakeCommitError(ServiceUnavailableError):
     """A lake commit failed; its events stay buffered for the next flush."""
 
 
-FastBody = tuple[pa.StructType, int, list[int]]
+class FastBody(NamedTuple):
+    """What the fast path converts a table's records into (:func:`_fast_body`)."""
+
+    struct: pa.StructType  # the columns after ``dt`` (added after the conversion)
+    bare: pa.StructType | None  # the same without ``orderbook_units`` (built apart), if any
+    units_index: int  # where ``orderbook_units`` goes among those columns (-1: nowhere)
+    time_column: str  # the epoch-ms column ``dt`` derives from
+    ints: tuple[str, ...]  # the integer columns the exchange fills
 
 
 def _fast_body(table: LakeTable, schema: pa.Schema) -> FastBody | None:
-    """What the fast path converts a table's records into: the struct of its columns after
-    ``dt`` (added after the conversion), then each integer column the exchange fills again
-    as a double (pyarrow truncates a float to int64 silently, and a value that is not a
-    whole number is for the checked path to reject; ``_ingested_at`` is the collector's own
-    int); the index of its epoch-ms time column; the indexes of the integer columns. None
-    for a table without ``dt`` and an int64 time column."""
+    """The fast path's view of a table: its columns after ``dt``, those without the
+    orderbook units (when :class:`FastRows` builds them), its time column and the integer
+    columns the exchange fills (pyarrow truncates a float to int64 silently, so a record
+    whose value there is not an int goes to the checked path; ``_ingested_at`` is the
+    collector's own int). None for a table without ``dt`` and an int64 time column."""
     body = list(schema)
     time_column = table.time_column or "timestamp"
     if body[0].name != "dt" or time_column not in table.column_names:
@@ -93,13 +104,15 @@ def _fast_body(table: LakeTable, schema: pa.Schema) -> FastBody | None:
     if schema.field(time_column).type != pa.int64():
         return None
     fields = body[1:]
-    ints = [
-        i
-        for i, field in enumerate(fields)
-        if field.type == pa.int64() and field.name != "_ingested_at"
-    ]
-    shadows = [pa.field(fields[i].name, pa.float64()) for i in ints]
-    return pa.struct([*fields, *shadows]), table.column_names.index(time_column) - 1, ints
+    ints = tuple(
+        field.name for field in fields if field.type == pa.int64() and field.name != "_ingested_at"
+    )
+    names = [field.name for field in fields]
+    units_index = names.index(UNITS) if UNITS in names else -1
+    bare = None
+    if units_index >= 0 and fields[units_index].type == UNIT_ARROW:
+        bare = pa.struct([field for field in fields if field.name != UNITS])
+    return FastBody(pa.struct(fields), bare, units_index, time_column, ints)
 
 
 class LakeSink:
@@ -107,8 +120,11 @@ class LakeSink:
 
     name = "lake"
 
-    def __init__(self, settings: Settings, dead_letters: DeadLetterBox) -> None:
+    def __init__(
+        self, settings: Settings, dead_letters: DeadLetterBox, fast: FastRows | None = None
+    ) -> None:
         self.settings = settings
+        self._fast = fast or FastRows()  # C kernels when built
         self.lake: LakeSettings = settings.lake
         self.flush_interval = settings.lake.commit_interval_seconds  # one snapshot per flush
         self.dead_letters = dead_letters
@@ -346,26 +362,28 @@ class LakeSink:
         """The fast path: the records as one struct array (pyarrow reads each dict's fields
         in C: about half the CPU of ``Table.from_pylist``, which builds a Python list per
         column), its fields as the columns after ``dt``, and ``dt`` from the converted time
-        column (no Python per record). None when the checked path must decide (a time that
-        is missing, an integer that is not a whole number, a key column with a null)."""
+        column (no Python per record); an orderbook's units come from :class:`FastRows` (C)
+        when it can build them. None when the checked path must decide (a time that is
+        missing, an integer column holding anything but ints, a key column with a null)."""
         body = self._bodies.get(table.name)
         if body is None or not records:
             return None
-        struct_type, time_index, ints = body
+        if not self._fast.only_ints(records, body.ints):
+            return None
+        units = self._fast.book_units(records) if body.bare is not None else None
         # (a batch's columns taken whole from the struct: ~10 µs a call, not the ~30 µs of
         # building a table from its flattened arrays against the schema)
-        batch = pa.RecordBatch.from_struct_array(pa.array(records, type=struct_type))
-        stamps = batch.column(time_index)
+        if units is None:
+            batch = pa.RecordBatch.from_struct_array(pa.array(records, type=body.struct))
+            arrow = pa.Table.from_batches([batch])
+        else:  # the units apart, built from buffers (pyarrow ignores the records' key)
+            batch = pa.RecordBatch.from_struct_array(pa.array(records, type=body.bare))
+            arrow = pa.Table.from_batches([batch])
+            arrow = arrow.add_column(body.units_index, body.struct.field(UNITS), units)
+        stamps = batch.column(body.time_column)
         if stamps.null_count:
             return None
-        first_shadow = batch.num_columns - len(ints)
-        for offset, index in enumerate(ints):
-            whole = pc.cast(batch.column(index), pa.float64())
-            same = pc.equal(whole, batch.column(first_shadow + offset))
-            if not pc.all(same, skip_nulls=True, min_count=0).as_py():
-                return None
         dt_field = self._schemas[table.name].field(0)
-        arrow = pa.Table.from_batches([batch.select(list(range(first_shadow)))])
         arrow = arrow.add_column(0, dt_field, self._dt_column(stamps))
         if any(arrow.column(k).null_count for k in self._keys[table.name]):
             return None
