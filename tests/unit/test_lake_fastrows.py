@@ -149,3 +149,91 @@ def test_only_ints(native_kernel: bool, given: Any, ints: bool) -> None:
     records = [{"a": 1, "b": 2}, {"a": 3}, {"a": given, "b": 4}]
     assert fast.only_ints(records, ("a", "b")) is ints
     assert fast.only_ints(records, ("b", "c")) is True
+
+
+FLAT = pa.struct(
+    [
+        pa.field("price", pa.float64()),
+        pa.field("market", pa.string(), nullable=False),
+        pa.field("sequential_id", pa.int64()),
+        pa.field("suspended", pa.bool_()),
+        pa.field("note", pa.string()),
+    ]
+)
+
+
+def flat_record(rng: random.Random) -> dict[str, Any]:
+    record = {
+        "price": value(rng),
+        "market": rng.choice(["KRW-BTC", "KRW-ETH", "", "KRW-비트", "x" * 300]),
+        "sequential_id": rng.choice([17_642_880_000_000_000, -(2**63), 2**63 - 1, 0, None]),
+        "suspended": rng.choice([True, False, None]),
+        "note": rng.choice(["a", None, "é" * rng.randrange(5)]),
+        "ignored": [1, 2],
+    }
+    for name in rng.sample(list(record), rng.randrange(2)):
+        del record[name]  # a missing key is a null, as in pyarrow's conversion
+    return record
+
+
+@native
+@pytest.mark.parametrize("seed", range(6))
+def test_kernel_flat_rows_equal_pyarrows(seed: int) -> None:
+    rng = random.Random(seed)
+    records = [flat_record(rng) for _ in range(rng.choice([1, 2, 256, 700]))]
+    plan = fastrows.flat_plan(FLAT)
+    assert plan is not None and plan.kinds == b"dsibs"
+    built = FastRows().flat_rows(records, plan)
+    assert built is not None
+    built.validate(full=True)
+    expected = pa.array(records, type=FLAT)
+    assert built.type == expected.type
+    for name in ("market", "sequential_id", "suspended", "note"):
+        assert built.field(name).equals(expected.field(name)), name
+    got, want = built.field("price"), expected.field("price")  # NaN: bit for bit
+    assert got.is_null().equals(want.is_null())
+    assert np.array_equal(
+        got.fill_null(0.0).to_numpy().view(np.uint64),
+        want.fill_null(0.0).to_numpy().view(np.uint64),
+    )
+    if len(records) > 100:
+        assert sum(a.null_count for a in built.flatten()) > 0, "no null: the test tests less"
+
+
+@native
+def test_kernel_flat_rows_of_no_records() -> None:
+    plan = fastrows.flat_plan(FLAT)
+    assert plan is not None
+    built = FastRows().flat_rows([], plan)
+    assert built is not None and built.equals(pa.array([], type=FLAT))
+
+
+FLAT_IRREGULAR: list[tuple[str, Any]] = [
+    ("price", True),
+    ("price", "1.0"),
+    ("price", 2**53 + 1),
+    ("sequential_id", 1.0),  # pyarrow would truncate it: for the checked path
+    ("sequential_id", True),
+    ("sequential_id", 2**63),
+    ("suspended", 1),
+    ("suspended", "true"),
+    ("market", b"KRW-BTC"),
+    ("market", "\ud800"),  # a lone surrogate has no UTF-8
+    ("note", 3),
+]
+
+
+@native
+@pytest.mark.parametrize(("name", "bad"), FLAT_IRREGULAR)
+def test_kernel_flat_rows_hand_irregular_values_back(name: str, bad: Any) -> None:
+    records = [flat_record(random.Random(4)) for _ in range(5)]
+    records[3][name] = bad
+    plan = fastrows.flat_plan(FLAT)
+    assert plan is not None
+    assert FastRows().flat_rows(records, plan) is None
+    assert FastRows().flat_rows([*records[:3], [("market", "x")]], plan) is None  # type: ignore[list-item]
+
+
+def test_flat_plan_is_for_flat_structs_only() -> None:
+    assert fastrows.flat_plan(pa.struct([pa.field("units", UNIT_ARROW)])) is None
+    assert FastRows(native=False).flat_rows([{}], fastrows.flat_plan(FLAT)) is None  # type: ignore[arg-type]
