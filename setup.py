@@ -27,7 +27,11 @@ from setuptools import Extension, find_packages, setup
 #: typed modules on the collector's per-message path, compiled by mypyc (one extension
 #: each, ``separate=True``, so the shared library sits inside the package: an editable
 #: install finds it)
-MYPYC_MODULES: list[str] = []
+MYPYC_MODULES: list[str] = [
+    "src/upbitpipe/upbit/codec.py",
+    "src/upbitpipe/upbit/gate.py",
+    "src/upbitpipe/collector/dedup.py",
+]
 
 #: hand-written C kernels (``Extension`` objects), each optional
 C_EXTENSIONS: list[Extension] = [

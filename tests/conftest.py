@@ -19,6 +19,17 @@ from pathlib import Path
 import pytest
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Stop at once when a compiled hot module is older than its ``.py``: in an editable
+    install Python imports the ``.so``, so the tests would run the old code, not the edit
+    (upbitpipe/native.py)."""
+    from upbitpipe import native
+
+    message = native.native_status().stale_message()
+    if message is not None:
+        pytest.exit(message, returncode=4)
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory

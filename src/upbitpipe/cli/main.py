@@ -26,6 +26,7 @@ from upbitpipe.cli import (
 from upbitpipe.cli.context import CliContext, fail
 from upbitpipe.errors import ConfigError, UpbitpipeError
 from upbitpipe.logs import LogFormat, configure_logging
+from upbitpipe.native import native_status
 
 
 def exit_code_for(exc: UpbitpipeError) -> int:
@@ -64,6 +65,7 @@ app = typer.Typer(
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"upbitpipe {__version__}")
+        typer.echo(native_status().summary())
         raise typer.Exit
 
 

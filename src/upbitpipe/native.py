@@ -1,0 +1,90 @@
+"""Which of upbitpipe's modules run as compiled C, and whether a compiled copy is stale.
+
+``pip install`` compiles the collector's hot modules with mypyc when a C compiler is there
+(``MYPYC_MODULES`` in setup.py): each ``name.py`` gets a ``name.<abi>.so`` beside it, and
+Python imports the ``.so`` first. In an editable install (``pip install -e .``) that means
+an edit of ``name.py`` has no effect until the next ``pip install -e .``: the ``.so`` still
+holds the old code. :func:`native_status` finds every compiled module by that pairing and
+flags a ``.so`` older than its ``.py``; the test session refuses to run on a stale one
+(tests/conftest.py), the collector warns at start, and ``upbitpipe --version`` says which
+modules are compiled.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+from dataclasses import dataclass
+from pathlib import Path
+
+import upbitpipe
+
+#: a ``.py`` edited up to this long after its ``.so`` was written still counts as built
+#: with it: installing a wheel writes both in one go, in no particular order
+MTIME_SLACK_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModule:
+    """One module that has a compiled extension beside its source."""
+
+    name: str  # dotted, e.g. ``upbitpipe.upbit.codec``
+    source: Path
+    extension: Path
+    stale: bool  # the source was changed after the extension was built
+
+
+@dataclass(frozen=True, slots=True)
+class NativeStatus:
+    """The compiled modules of one installed package tree."""
+
+    modules: tuple[CompiledModule, ...]
+
+    @property
+    def stale(self) -> tuple[CompiledModule, ...]:
+        return tuple(module for module in self.modules if module.stale)
+
+    def summary(self) -> str:
+        """One line: ``native: compiled (codec, gate, dedup)`` or ``native: pure Python (...)``."""
+        if not self.modules:
+            return "native: pure Python (not compiled at install: no C compiler, or UPBITPIPE_PURE_PYTHON)"
+        names = ", ".join(module.name.rsplit(".", 1)[-1] for module in self.modules)
+        line = f"native: compiled ({names})"
+        if self.stale:
+            stale = ", ".join(module.name.rsplit(".", 1)[-1] for module in self.stale)
+            line += f"; STALE: {stale} changed since the build, run `pip install -e .` again"
+        return line
+
+    def stale_message(self) -> str | None:
+        """What to do about stale modules (one line), or None when none is stale."""
+        if not self.stale:
+            return None
+        files = ", ".join(str(module.source) for module in self.stale)
+        return (
+            f"compiled upbitpipe modules are older than their source, so Python runs the old "
+            f"code: {files}; rebuild them with `pip install -e .` "
+            f"(or set UPBITPIPE_PURE_PYTHON=1 and reinstall for pure Python)"
+        )
+
+
+def native_status(package_dir: Path | None = None) -> NativeStatus:
+    """Every module of the package (``upbitpipe``'s own directory unless given) with a
+    compiled extension beside its ``.py``, and whether that extension is stale.
+
+    mypyc's shared support libraries (``*__mypyc.*.so``) and C kernels without a ``.py``
+    of the same name are not modules of this kind and are not listed.
+    """
+    root = Path(upbitpipe.__file__).parent if package_dir is None else package_dir
+    suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
+    found: list[CompiledModule] = []
+    for extension in sorted(root.rglob("*")):
+        suffix = next((s for s in suffixes if extension.name.endswith(s)), None)
+        if suffix is None or not extension.is_file():
+            continue
+        source = extension.with_name(extension.name.removesuffix(suffix) + ".py")
+        if not source.is_file():
+            continue
+        relative = source.relative_to(root).with_suffix("")
+        name = ".".join((root.name, *relative.parts))
+        stale = source.stat().st_mtime > extension.stat().st_mtime + MTIME_SLACK_SECONDS
+        found.append(CompiledModule(name, source, extension, stale))
+    return NativeStatus(tuple(found))

@@ -1,0 +1,94 @@
+"""Compiled hot modules: which are there, which are stale, and who says so."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from upbitpipe import native
+from upbitpipe.cli.main import app
+
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]  # e.g. .cpython-311-x86_64-linux-gnu.so
+
+
+def _package(tmp_path: Path, *, source_newer_by: float = 0.0) -> Path:
+    """A package tree like an editable install: ``upbit/codec.py`` with its extension, a
+    mypyc support library without a ``.py``, a plain module, a lone C kernel."""
+    root = tmp_path / "upbitpipe"
+    (root / "upbit").mkdir(parents=True)
+    (root / "upbit" / "codec.py").write_text("")
+    (root / "upbit" / f"codec{SUFFIX}").write_bytes(b"")
+    (root / "upbit" / f"codec__mypyc{SUFFIX}").write_bytes(b"")
+    (root / "upbit" / "fields.py").write_text("")
+    (root / f"_kernel{SUFFIX}").write_bytes(b"")
+    built = 1_800_000_000.0
+    os.utime(root / "upbit" / f"codec{SUFFIX}", (built, built))
+    os.utime(root / "upbit" / "codec.py", (built + source_newer_by,) * 2)
+    return root
+
+
+def test_a_module_with_its_extension_beside_it_is_compiled_and_fresh(tmp_path: Path) -> None:
+    status = native.native_status(_package(tmp_path, source_newer_by=-60))
+    assert [(m.name, m.stale) for m in status.modules] == [("upbitpipe.upbit.codec", False)]
+    assert status.summary() == "native: compiled (codec)"
+    assert status.stale_message() is None
+
+
+def test_a_source_edited_after_the_build_is_stale(tmp_path: Path) -> None:
+    root = _package(tmp_path, source_newer_by=native.MTIME_SLACK_SECONDS + 1)
+    status = native.native_status(root)
+    assert [m.name for m in status.stale] == ["upbitpipe.upbit.codec"]
+    assert "STALE: codec" in status.summary()
+    message = status.stale_message()
+    assert message is not None
+    assert str(root / "upbit" / "codec.py") in message
+    assert "pip install -e ." in message
+
+
+def test_a_wheel_install_writing_the_source_just_after_the_extension_is_not_stale(
+    tmp_path: Path,
+) -> None:
+    root = _package(tmp_path, source_newer_by=native.MTIME_SLACK_SECONDS / 2)
+    assert native.native_status(root).stale == ()
+
+
+def test_without_extensions_the_package_is_pure_python(tmp_path: Path) -> None:
+    root = tmp_path / "upbitpipe"
+    root.mkdir()
+    (root / "codec.py").write_text("")
+    status = native.native_status(root)
+    assert status.modules == ()
+    assert status.summary().startswith("native: pure Python (")
+
+
+def test_every_listed_module_of_this_install_is_the_extension_python_imports() -> None:
+    status = native.native_status()
+    for module in status.modules:
+        assert importlib.import_module(module.name).__file__ == str(module.extension)
+        assert not module.stale  # the session would have stopped (tests/conftest.py)
+
+
+def test_version_prints_the_native_status() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.splitlines()[1] == native.native_status().summary()
+
+
+def test_the_test_session_stops_on_a_stale_module(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    conftest = next(
+        plugin
+        for plugin in request.config.pluginmanager.get_plugins()
+        if str(getattr(plugin, "__file__", "")).endswith(os.path.join("tests", "conftest.py"))
+    )
+    conftest.pytest_sessionstart(request.session)  # this install: fresh, no stop
+    stale = native.native_status(_package(tmp_path, source_newer_by=60))
+    monkeypatch.setattr(native, "native_status", lambda: stale)
+    with pytest.raises(pytest.exit.Exception, match=r"pip install -e \."):
+        conftest.pytest_sessionstart(request.session)
