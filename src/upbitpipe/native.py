@@ -62,7 +62,7 @@ class NativeStatus:
         return (
             f"compiled upbitpipe modules are older than their source, so Python runs the old "
             f"code: {files}; rebuild them with `pip install -e .` "
-            f"(or set UPBITPIPE_PURE_PYTHON=1 and reinstall for pure Python)"
+            f"(or delete their .so files beside them to run pure Python)"
         )
 
 

@@ -109,6 +109,20 @@ def test_status_and_error_frames() -> None:
             "bad orderbook unit",
         ),
         (b'{"hello":"world"}', "no 'type'"),
+        # the dedup key's fields: a list there is unhashable (the collector would stop)
+        (
+            b'{"ty":"ticker","cd":"KRW-BTC","tms":1676965262177,"atv":1.0,"tp":[]}',
+            "field 'trade_price' is not a number",
+        ),
+        (
+            b'{"ty":"ticker","cd":"KRW-BTC","tms":1676965262177,"atv":1.0,"ttms":{"a":1}}',
+            "field 'trade_timestamp' is not a number",
+        ),
+        (
+            b'{"ty":"orderbook","cd":"KRW-BTC","tms":1676965262177,"tas":1,"tbs":0,'
+            b'"obu":[{"ap":[1],"bp":1,"as":1,"bs":0}]}',
+            "best price is not a number",
+        ),
     ],
 )
 def test_malformed_frames(frame: bytes, reason: str) -> None:

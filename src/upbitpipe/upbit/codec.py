@@ -130,9 +130,10 @@ def parse_frame(raw: bytes | str) -> MarketEvent | StatusFrame | ErrorFrame:
     """Parse one WebSocket frame (binary or text; DEFAULT or SIMPLE format).
 
     Raises :class:`MalformedFrameError` for non-JSON, a non-object, an unknown type, and
-    any field a sink keys on or the resume point depends on that is missing, of the wrong
-    type or out of range: ``code`` (a string), ``timestamp`` (epoch ms); trades
-    :func:`trade_problem`; tickers ``acc_trade_volume``; orderbooks the units and totals.
+    any field a sink or the dedup keys on or the resume point depends on that is missing,
+    of the wrong type or out of range: ``code`` (a string), ``timestamp`` (epoch ms); trades
+    :func:`trade_problem`; tickers ``acc_trade_volume`` (and ``trade_price``,
+    ``trade_timestamp`` numbers when present); orderbooks the units, best prices and totals.
     Which markets are subscribed and whether a time is plausible against the exchange's
     clock are the caller's checks (:class:`upbitpipe.upbit.gate.FrameGate`).
     """
@@ -204,6 +205,16 @@ def parse_data(raw: bytes | str) -> dict[str, Any] | StatusFrame | ErrorFrame:
         volume = data.get("acc_trade_volume")  # part of the ticker table's primary key
         if type(volume) not in _NUMBER:
             msg = _bad("acc_trade_volume", volume, "a number")
+            raise MalformedFrameError(msg, _as_bytes(raw))
+        # the rest of the dedup key (collector/dedup.py): a list or an object there would
+        # make the key unhashable, and the collector's loop would stop on a TypeError
+        price = data.get("trade_price")
+        if type(price) not in _OPTIONAL_NUMBER:
+            msg = _bad("trade_price", price, "a number")
+            raise MalformedFrameError(msg, _as_bytes(raw))
+        traded = data.get("trade_timestamp")
+        if type(traded) not in _OPTIONAL_NUMBER:
+            msg = _bad("trade_timestamp", traded, "a number")
             raise MalformedFrameError(msg, _as_bytes(raw))
     return data
 
@@ -518,6 +529,11 @@ def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
             if unit["bid_size"] > 0:
                 bid = unit["bid_price"]
                 break
+        if type(ask) not in _OPTIONAL_NUMBER or type(bid) not in _OPTIONAL_NUMBER:
+            # part of the dedup key: a list there would make it unhashable (and the
+            # spread is taken only when both sides have one)
+            msg = f"best price is not a number: ask {ask!r:.40}, bid {bid!r:.40}"
+            raise MalformedFrameError(msg, _as_bytes(raw))
         data["best_ask_price"] = ask
         data["best_bid_price"] = bid
         data["spread"] = None if ask is None or bid is None else _spread(ask - bid)
