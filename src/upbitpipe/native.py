@@ -4,8 +4,8 @@
 (``MYPYC_MODULES`` in setup.py): each ``name.py`` gets a ``name.<abi>.so`` beside it, and
 Python imports the ``.so`` first. In an editable install (``pip install -e .``) that means
 an edit of ``name.py`` has no effect until the next ``pip install -e .``: the ``.so`` still
-holds the old code. :func:`native_status` finds every compiled module by that pairing and
-flags a ``.so`` older than its ``.py``; the test session refuses to run on a stale one
+holds the old code. :func:`native_status` finds every compiled module by that pairing (and
+every C kernel by its ``.c``) and flags a ``.so`` older than its source; the test session refuses to run on a stale one
 (tests/conftest.py), the collector warns at start, and ``upbitpipe --version`` says which
 modules are compiled.
 """
@@ -28,7 +28,7 @@ class CompiledModule:
     """One module that has a compiled extension beside its source."""
 
     name: str  # dotted, e.g. ``upbitpipe.upbit.codec``
-    source: Path
+    source: Path  # its .py (mypyc) or .c (a C kernel)
     extension: Path
     stale: bool  # the source was changed after the extension was built
 
@@ -70,8 +70,9 @@ def native_status(package_dir: Path | None = None) -> NativeStatus:
     """Every module of the package (``upbitpipe``'s own directory unless given) with a
     compiled extension beside its ``.py``, and whether that extension is stale.
 
-    mypyc's shared support libraries (``*__mypyc.*.so``) and C kernels without a ``.py``
-    of the same name are not modules of this kind and are not listed.
+    C kernels (``setup.py``'s ``C_EXTENSIONS``) count too, with their ``.c`` as the source.
+    mypyc's shared support libraries (``*__mypyc.*.so``), without a source of their own
+    beside them, are not listed.
     """
     root = Path(upbitpipe.__file__).parent if package_dir is None else package_dir
     suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
@@ -80,9 +81,12 @@ def native_status(package_dir: Path | None = None) -> NativeStatus:
         suffix = next((s for s in suffixes if extension.name.endswith(s)), None)
         if suffix is None or not extension.is_file():
             continue
-        source = extension.with_name(extension.name.removesuffix(suffix) + ".py")
+        stem = extension.name.removesuffix(suffix)
+        source = extension.with_name(stem + ".py")  # mypyc: the module it was compiled from
         if not source.is_file():
-            continue
+            source = extension.with_name(stem + ".c")  # a hand-written C kernel
+            if not source.is_file():
+                continue
         relative = source.relative_to(root).with_suffix("")
         name = ".".join((root.name, *relative.parts))
         stale = source.stat().st_mtime > extension.stat().st_mtime + MTIME_SLACK_SECONDS

@@ -18,15 +18,21 @@ SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]  # e.g. .cpython-311-x86_64-l
 
 def _package(tmp_path: Path, *, source_newer_by: float = 0.0) -> Path:
     """A package tree like an editable install: ``upbit/codec.py`` with its extension, a
-    mypyc support library without a ``.py``, a plain module, a lone C kernel."""
+    mypyc support library without a ``.py``, a plain module, a C kernel with its ``.c``
+    and an extension without any source."""
     root = tmp_path / "upbitpipe"
     (root / "upbit").mkdir(parents=True)
     (root / "upbit" / "codec.py").write_text("")
     (root / "upbit" / f"codec{SUFFIX}").write_bytes(b"")
     (root / "upbit" / f"codec__mypyc{SUFFIX}").write_bytes(b"")
     (root / "upbit" / "fields.py").write_text("")
-    (root / f"_kernel{SUFFIX}").write_bytes(b"")
+    (root / f"_lone{SUFFIX}").write_bytes(b"")
+    (root / "lake").mkdir()
+    (root / "lake" / "_kernel.c").write_text("")
+    (root / "lake" / f"_kernel{SUFFIX}").write_bytes(b"")
     built = 1_800_000_000.0
+    os.utime(root / "lake" / "_kernel.c", (built - 60,) * 2)
+    os.utime(root / "lake" / f"_kernel{SUFFIX}", (built,) * 2)
     os.utime(root / "upbit" / f"codec{SUFFIX}", (built, built))
     os.utime(root / "upbit" / "codec.py", (built + source_newer_by,) * 2)
     return root
@@ -34,8 +40,11 @@ def _package(tmp_path: Path, *, source_newer_by: float = 0.0) -> Path:
 
 def test_a_module_with_its_extension_beside_it_is_compiled_and_fresh(tmp_path: Path) -> None:
     status = native.native_status(_package(tmp_path, source_newer_by=-60))
-    assert [(m.name, m.stale) for m in status.modules] == [("upbitpipe.upbit.codec", False)]
-    assert status.summary() == "native: compiled (codec)"
+    assert [(m.name, m.stale) for m in status.modules] == [
+        ("upbitpipe.lake._kernel", False),
+        ("upbitpipe.upbit.codec", False),
+    ]
+    assert status.summary() == "native: compiled (_kernel, codec)"
     assert status.stale_message() is None
 
 
@@ -55,6 +64,12 @@ def test_a_wheel_install_writing_the_source_just_after_the_extension_is_not_stal
 ) -> None:
     root = _package(tmp_path, source_newer_by=native.MTIME_SLACK_SECONDS / 2)
     assert native.native_status(root).stale == ()
+
+
+def test_a_c_kernel_edited_after_the_build_is_stale(tmp_path: Path) -> None:
+    root = _package(tmp_path)
+    os.utime(root / "lake" / "_kernel.c", (1_800_000_060.0,) * 2)
+    assert [m.name for m in native.native_status(root).stale] == ["upbitpipe.lake._kernel"]
 
 
 def test_without_extensions_the_package_is_pure_python(tmp_path: Path) -> None:
