@@ -36,6 +36,7 @@ from upbitpipe.errors import ConfigError
 APP_NAME = "upbitpipe"
 ENV_PREFIX = "UPBITPIPE_"
 ENV_CONFIG_FILE = "UPBITPIPE_CONFIG"
+ENV_PURE_PYTHON = "UPBITPIPE_PURE_PYTHON"  # the build's switch (setup.py), not a setting
 
 MARKET_RE = re.compile(r"^[A-Z0-9]{2,10}-[A-Z0-9]{1,20}$")
 MARKET_SELECTORS = ("all", "all-krw", "all-btc", "all-usdt")
@@ -474,7 +475,7 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, Any]:
         k
         for k in env
         if k.upper().startswith(ENV_PREFIX)
-        and k.upper() != ENV_CONFIG_FILE
+        and k.upper() not in (ENV_CONFIG_FILE, ENV_PURE_PYTHON)
         and k.upper()[len(ENV_PREFIX) :].split("__", 1)[0].lower() not in SECTIONS
     )
     if unknown:

@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from upbitpipe.config import load_settings
+from upbitpipe.errors import ConfigError
 from upbitpipe.lake import fastrows
 from upbitpipe.lake.fastrows import FastRows
 from upbitpipe.lake.tables import ORDERBOOK_UNIT_FIELDS, UNIT_ARROW
@@ -237,3 +239,13 @@ def test_kernel_flat_rows_hand_irregular_values_back(name: str, bad: Any) -> Non
 def test_flat_plan_is_for_flat_structs_only() -> None:
     assert fastrows.flat_plan(pa.struct([pa.field("units", UNIT_ARROW)])) is None
     assert FastRows(native=False).flat_rows([{}], fastrows.flat_plan(FLAT)) is None  # type: ignore[arg-type]
+
+
+def test_the_pure_python_switch_leaves_the_kernels_unused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``UPBITPIPE_PURE_PYTHON`` set at run time: no kernel, and no settings error (it is
+    the build's switch, not a setting; another unknown ``UPBITPIPE_`` name still is one)."""
+    monkeypatch.setenv("UPBITPIPE_PURE_PYTHON", "1")
+    assert fastrows._load_native() is None
+    assert load_settings(env={"UPBITPIPE_PURE_PYTHON": "1"}).settings
+    with pytest.raises(ConfigError, match="UPBITPIPE_PURE_PYTHONS"):
+        load_settings(env={"UPBITPIPE_PURE_PYTHONS": "1"})
