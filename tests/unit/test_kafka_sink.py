@@ -74,6 +74,9 @@ class FakeBatch:
         self.timestamps.append(timestamp)
         return object()
 
+    def size(self) -> int:
+        return 61 + sum(len(key) + len(value) for key, value in self.records)
+
     def close(self) -> None:
         return None
 
@@ -153,6 +156,35 @@ class FakeProducer:
         self.in_txn = False
 
 
+class RealBatchProducer(FakeProducer):
+    """Fills aiokafka's own record batches (small ones, so partitions take several), built
+    and read back as the sender and a consumer would: what the sink put in them, and the
+    record count the producer's sequence numbers come from."""
+
+    BATCH_BYTES = 400
+
+    def create_batch(self) -> Any:
+        from aiokafka.producer.message_accumulator import BatchBuilder
+        from aiokafka.record.default_records import DefaultRecordBatch
+
+        return BatchBuilder(self.BATCH_BYTES, DefaultRecordBatch.CODEC_ZSTD, is_transactional=1)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        from aiokafka.record.memory_records import MemoryRecords
+
+        assert batch.closed(), "a batch is sent complete"
+        count = batch.record_count()
+        batch._set_producer_state(1, 0, 0)  # as the sender does
+        read = MemoryRecords(bytes(batch._build())).next_batch()
+        assert read is not None
+        decoded = FakeBatch()
+        for record in read:
+            decoded.records.append((record.key, record.value))
+            decoded.timestamps.append(record.timestamp)
+        assert len(decoded.records) == count, "record count (sequence numbers) != records"
+        return await super().send_batch(decoded, topic, partition=partition)
+
+
 MARKETS = ["KRW-BTC", "KRW-ETH", "KRW-XRP", "KRW-SOL"]
 
 
@@ -173,14 +205,18 @@ def _ids(values: list[bytes]) -> list[int]:
 
 
 def _sink(
-    tmp_path: Path, broker: FakeBroker, settings: KafkaSettings | None = None, **kw: Any
+    tmp_path: Path,
+    broker: FakeBroker,
+    settings: KafkaSettings | None = None,
+    producer: type[FakeProducer] = FakeProducer,
+    **kw: Any,
 ) -> KafkaSink:
     settings = settings or KafkaSettings(request_timeout_ms=1000)
 
     async def settle(marker: InDoubt) -> bool | None:
         return broker.settle(marker)
 
-    factory: Callable[[], Any] = lambda: FakeProducer(broker)  # noqa: E731
+    factory: Callable[[], Any] = lambda: producer(broker)  # noqa: E731
     return KafkaSink(
         settings,
         tmp_path / "spool",
@@ -368,6 +404,33 @@ async def test_one_batch_per_partition_and_a_market_keeps_its_partition(
     expected = 2 * sum(-(-n // 3) for n in per_partition.values())  # full at 3 records
     assert len(broker.batches) == expected
     assert sink.stats()["sent"] == 48
+
+
+async def test_aiokafkas_own_batches_carry_every_record_in_order_per_partition(
+    tmp_path: Path, broker: FakeBroker
+) -> None:
+    """With aiokafka's record batches (filled through their builder, kafka_batch): each
+    market's records in their order, several batches per partition where one is full, a
+    record too large for a request refused alone and the rest of its batch sent."""
+    events = _events(40)
+    events[9] = SinkEvent("trade", "KRW-ETH", {"sequential_id": 9, "pad": "x" * 1_100_000}, b"")
+    sink = _sink(tmp_path, broker, producer=RealBatchProducer)
+    await sink.open()
+    before = int(time.time() * 1000)
+    await sink.write(events)
+    await sink.write(_events(40, 40))
+    await sink.close()
+    assert _ids(broker.committed) == [i for i in range(80) if i != 9]
+    per_market: dict[str, list[int]] = {}
+    for value in broker.committed:
+        record = orjson.loads(value)
+        per_market.setdefault(record["market"], []).append(record["sequential_id"])
+    assert all(ids == sorted(ids) for ids in per_market.values())
+    assert len(broker.batches) > 2 * 3  # batches of 400 bytes: more than one per partition
+    now = int(time.time() * 1000)
+    assert all(t is not None and before <= t <= now for t in broker.timestamps)
+    assert sink.stats()["delivery_errors"] == 1 and sink.sent == 79
+    assert len(list((tmp_path / "dead").rglob("*.*"))) > 0
 
 
 def test_transactional_id_is_kept_per_state_dir(tmp_path: Path) -> None:

@@ -22,7 +22,6 @@ import contextlib
 import functools
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,6 +47,13 @@ from upbitpipe.config import KafkaSettings, reveal
 from upbitpipe.errors import AuthError
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
+from upbitpipe.sinks.kafka_batch import (
+    MAX_REQUEST_BYTES,
+    Record,
+    Sends,
+    consume_result,
+    send_lane,
+)
 from upbitpipe.sinks.kafka_codec import use_zstd_level_1
 from upbitpipe.sinks.kafka_txn import (
     MARKER_FILE,
@@ -73,13 +79,6 @@ _AUTH_ERRORS = (
     UnsupportedSaslMechanismError,
 )
 ProducerFactory = Callable[[], AIOKafkaProducer]
-MAX_REQUEST_BYTES = 1_048_576  # the producer's max_request_size: a larger record cannot go
-_RECORD_OVERHEAD = 128  # batch header and record framing, generously
-_LARGEST_RECORD = MAX_REQUEST_BYTES - _RECORD_OVERHEAD  # key + value bytes
-#: A record on its way: (topic, key, value). A plain tuple, not a ``SpoolRecord`` (a frozen
-#: dataclass costs ~1.2 µs more per record to make); one becomes a ``SpoolRecord`` only when
-#: it goes to the spool.
-Record = tuple[str, bytes, bytes]
 #: After a transaction of at least ``_GATHER_FROM`` records and fewer than ``_GATHER_BELOW``
 #: (the sink runner hands up to 2,000), the next one also waits as long as this one took,
 #: at most ``_GATHER_CAP`` s (``_linger``)
@@ -442,17 +441,14 @@ class KafkaSink:
             except Exception as exc:  # no producer id (Kafka away), fenced, bad state
                 self._note_error(exc)
                 return _Outcome(retry=pending)
-            futures, failed, batches = await self._send_all(producer, pending, deadline, alone)
-            if not failed and pending and _all_acknowledged(batches, len(pending)):
-                # the usual case: every record went in a batch and every batch was acked,
-                # so the per-record walk would find nothing (kafka-2types 17.6 vs 18.1
-                # CPU-us/msg, medians of 3 on a quiet machine)
-                last: Any = futures[-1].result()
+            sends = await self._send_all(producer, pending, deadline, alone)
+            if pending and sends.all_acknowledged(len(pending)):
+                # the usual case: every record went in a batch and every batch was acked
+                last: Any = sends.shipped[-1][0].result()
                 rejected: list[Record] = []
-                poisoned = False
+                poisoned = failed = False
             else:
-                last, rejected, poisoned, broken = await self._sort_results(pending, futures, alone)
-                failed = failed or broken
+                last, rejected, poisoned, failed = await self._sort_results(pending, sends, alone)
             if rejected:
                 gone = {id(r) for r in rejected}
                 pending = [r for r in pending if id(r) not in gone]
@@ -493,40 +489,37 @@ class KafkaSink:
             return _Outcome(committed=len(pending))
 
     async def _sort_results(
-        self, pending: list[Record], futures: list[Any], alone: set[int]
+        self, pending: list[Record], sends: Sends, alone: set[int]
     ) -> tuple[Any, list[Record], bool, bool]:
-        """Record by record, what became of a transaction's sends: the last acknowledged
-        record's metadata; the records Kafka refused for good (dead-lettered here); whether
+        """Batch by batch, what became of a transaction's sends: the last acknowledged
+        batch's metadata; the records Kafka refused for good (dead-lettered here); whether
         a broker-side refusal poisoned the transaction (it can only be aborted; a refused
         batch's records are marked to go ``alone`` next time, to find the one at fault);
         and whether any record is neither acknowledged nor refused (not sent, timed out)."""
-        shared = Counter(id(f) for f in futures)
-        rejected: list[Record] = []
-        poisoned = failed = False
+        rejected: list[tuple[Record, BaseException]] = list(sends.refused)
+        poisoned = False
+        failed = sends.stopped or len(pending) != len(sends.refused) + sum(
+            len(records) for _, records in sends.shipped
+        )
         last: Any = None
-        for record, future in zip(pending, futures, strict=True):
-            error: BaseException | None
-            if isinstance(future, BaseException):  # refused by the client: never sent
-                error = future
-            elif future is None or not future.done() or future.cancelled():
+        for future, records in sends.shipped:
+            if not future.done() or future.cancelled():
                 failed = True
-                continue
             elif (error := future.exception()) is None:
                 last = future.result()
-                continue
             elif isinstance(error, _PERMANENT):
                 poisoned = True
-                if shared[id(future)] > 1:  # its batch was refused: find which one alone
-                    alone.add(id(record))
-                    continue
+                if len(records) > 1:  # its batch was refused: find which one alone
+                    alone.update(map(id, records))
+                else:
+                    rejected.append((records[0], error))
             else:
                 self._note_error(error)
                 failed = True
-                continue
-            rejected.append(record)
+        for record, error in rejected:
             self.delivery_errors += 1
             await self.dead_letters.put("kafka_rejected", f"{record[0]}: {error}", record[2])
-        return last, rejected, poisoned, failed
+        return last, [record for record, _ in rejected], poisoned, failed
 
     async def _send_all(
         self,
@@ -534,83 +527,65 @@ class KafkaSink:
         records: list[Record],
         deadline: float,
         alone: set[int] | frozenset[int] = frozenset(),
-    ) -> tuple[list[Any], bool, list[tuple[asyncio.Future[Any], int]]]:
-        """Send ``records`` as one batch per partition (split where a batch is full): per
-        record, the future of its batch, or the exception of a record refused outright (too
-        large to send); True when sending stopped early; and each batch sent with its number
-        of records.
+    ) -> Sends:
+        """Send ``records`` as one batch per partition (split where a batch is full), and
+        wait for the acknowledgements: each batch sent with its records, the records refused
+        outright (too large to send), and whether sending stopped early.
 
         Partitions are chosen as aiokafka's default partitioner does (murmur2 of the key
-        over the sorted partitions), so a market keeps its partition; one ``send_batch`` per
-        partition instead of one ``send`` and future per record. Every record gets the time
-        of this call as its Kafka timestamp (CreateTime): one clock read, not one per record
-        inside aiokafka (0.15 of its 0.37 CPU-µs per appended record).
+        over the sorted partitions), so a market keeps its partition, and each partition's
+        records keep their order. The records are sorted into their partitions first, then
+        each partition's batch is filled in one go (:func:`kafka_batch.send_lane`). One
+        ``send_batch`` per batch instead of one ``send`` and future per record. Every record
+        gets the time of this call as its Kafka timestamp (CreateTime): one clock read, not
+        one per record inside aiokafka.
         """
         stamp = int(time.time() * 1000)
-        futures: list[Any] = [None] * len(records)
-        sent: list[tuple[asyncio.Future[Any], int]] = []
+        sends = Sends()
         try:
             async with asyncio.timeout(deadline):
-                partitions: dict[str, list[int]] = {}
-                tps: dict[tuple[str, bytes], tuple[str, int]] = {}  # (topic, key) -> its tp
-                filling: dict[tuple[str, int], tuple[Any, list[int]]] = {}
-                for index, record in enumerate(records):
-                    topic, key, value = record
-                    if len(key) + len(value) > _LARGEST_RECORD:
-                        futures[index] = MessageSizeTooLargeError(
-                            f"{len(value)} bytes, more than {MAX_REQUEST_BYTES} per request"
-                        )
-                        continue
-                    tp = tps.get((topic, key))
-                    if tp is None:
-                        known = partitions.get(topic)
-                        if known is None:
-                            known = sorted(await producer.partitions_for(topic))
-                            partitions[topic] = known
-                        tp = tps[topic, key] = (topic, self._partition_of(key, known))
-                    if alone and id(record) in alone:
-                        batch = producer.create_batch()
-                        batch.append(key=key, value=value, timestamp=stamp)
-                        sent.append((await self._ship(producer, tp, batch, [index], futures), 1))
-                        continue
-                    entry = filling.get(tp)
-                    if entry is None:
-                        entry = filling[tp] = (producer.create_batch(), [])
-                    if entry[0].append(key=key, value=value, timestamp=stamp) is None:
-                        sent.append(
-                            (await self._ship(producer, tp, *entry, futures), len(entry[1]))
-                        )
-                        entry = filling[tp] = (producer.create_batch(), [])
-                        entry[0].append(key=key, value=value, timestamp=stamp)
-                    entry[1].append(index)
-                for tp, (batch, indexes) in filling.items():
-                    sent.append(
-                        (await self._ship(producer, tp, batch, indexes, futures), len(indexes))
-                    )
-                if sent:
-                    await asyncio.wait([future for future, _ in sent])
+                if alone:
+                    singles = [r for r in records if id(r) in alone]
+                    records = [r for r in records if id(r) not in alone]
+                else:
+                    singles = []
+                lanes = await self._lanes(producer, records)
+                for tp, lane in lanes.items():
+                    await send_lane(producer, tp, lane, stamp, sends)
+                for record in singles:
+                    single = (await self._lanes(producer, [record])).popitem()
+                    await send_lane(producer, *single, stamp, sends)
+                if sends.shipped:
+                    await asyncio.wait([future for future, _ in sends.shipped])
         except TimeoutError:
             self._note_error(TimeoutError(f"no acknowledgement within {deadline:.0f}s"))
-            return futures, True, sent
+            sends.stopped = True
         except KafkaError as exc:
             self._note_error(exc)
-            return futures, True, sent
-        return futures, False, sent
+            sends.stopped = True
+        return sends
 
-    @staticmethod
-    async def _ship(
-        producer: AIOKafkaProducer,
-        tp: tuple[str, int],
-        batch: Any,
-        indexes: list[int],
-        futures: list[Any],
-    ) -> asyncio.Future[Any]:
-        batch.close()  # complete: sent at once, without lingering for more records
-        future: asyncio.Future[Any] = await producer.send_batch(batch, tp[0], partition=tp[1])
-        future.add_done_callback(_consume_result)
-        for index in indexes:
-            futures[index] = future
-        return future
+    async def _lanes(
+        self, producer: AIOKafkaProducer, records: list[Record]
+    ) -> dict[tuple[str, int], list[Record]]:
+        """``records`` by (topic, partition), in order; one partition lookup per (topic, key)."""
+        lanes: dict[tuple[str, int], list[Record]] = {}
+        route: dict[tuple[str, bytes], list[Record]] = {}  # (topic, key) -> its lane
+        partitions: dict[str, list[int]] = {}
+        for record in records:
+            topic, key, _ = record
+            lane = route.get((topic, key))
+            if lane is None:
+                known = partitions.get(topic)
+                if known is None:
+                    known = partitions[topic] = sorted(await producer.partitions_for(topic))
+                tp = (topic, self._partition_of(key, known))
+                lane = lanes.get(tp)
+                if lane is None:
+                    lane = lanes[tp] = []
+                route[topic, key] = lane
+            lane.append(record)
+        return lanes
 
     def _partition_of(self, key: bytes, partitions: list[int]) -> int:
         """aiokafka's default partitioner for a keyed record (Java's murmur2), cached."""
@@ -733,19 +708,4 @@ def _forget_transaction(producer: AIOKafkaProducer) -> None:
     manager = getattr(producer, "_txn_manager", None)
     waiter = manager.wait_for_transaction_end() if manager is not None else None
     if isinstance(waiter, asyncio.Future):
-        waiter.add_done_callback(_consume_result)
-
-
-def _all_acknowledged(batches: list[tuple[asyncio.Future[Any], int]], records: int) -> bool:
-    """True when the batches carried all ``records`` (none refused before sending) and
-    every one was acknowledged."""
-    return sum(count for _, count in batches) == records and all(
-        future.done() and not future.cancelled() and future.exception() is None
-        for future, _ in batches
-    )
-
-
-def _consume_result(future: asyncio.Future[Any]) -> None:
-    """Mark a delivery future's exception as seen (we inspect it, or spool its record)."""
-    if not future.cancelled():
-        future.exception()
+        waiter.add_done_callback(consume_result)
