@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -53,12 +53,16 @@ __all__ = [
     "trade_problem",
 ]
 
-_MISSING: Any = object()  # a key's absence, apart from a null value
-_NUMBER = frozenset((int, float))
-_OPTIONAL_NUMBER = frozenset((int, float, type(None)))
-_TICKER_MAP = SIMPLE_TO_NORMAL["ticker"]
-_TRADE_MAP = SIMPLE_TO_NORMAL["trade"]
-_ORDERBOOK_MAP = SIMPLE_TO_NORMAL["orderbook"]
+# Module constants are Final: compiled (mypyc), a Final is a C static, any other global a
+# dict lookup on every use.
+_MISSING: Final[Any] = object()  # a key's absence, apart from a null value
+_NUMBER: Final = frozenset((int, float))
+_OPTIONAL_NUMBER: Final = frozenset((int, float, type(None)))
+_EVENT_TYPES: Final = EVENT_TYPES
+_TICKER_MAP: Final = SIMPLE_TO_NORMAL["ticker"]
+_TRADE_MAP: Final = SIMPLE_TO_NORMAL["trade"]
+_ORDERBOOK_MAP: Final = SIMPLE_TO_NORMAL["orderbook"]
+_loads: Final = orjson.loads
 
 
 class MalformedFrameError(ValueError):
@@ -148,7 +152,7 @@ def parse_data(raw: bytes | str) -> dict[str, Any] | StatusFrame | ErrorFrame:
     normalised dict, whose ``type`` and ``market`` keys say what it is (the collector's hot
     path: one object less per message). Same checks, same errors."""
     try:
-        obj = orjson.loads(raw)
+        obj = _loads(raw)
     except orjson.JSONDecodeError as exc:
         msg = f"not JSON: {exc}"
         raise MalformedFrameError(msg, _as_bytes(raw)) from None
@@ -185,7 +189,7 @@ def parse_data(raw: bytes | str) -> dict[str, Any] | StatusFrame | ErrorFrame:
             msg = "missing field 'code'"
             raise MalformedFrameError(msg, _as_bytes(raw))
     # what every event must hold (unrolled: this runs for every message)
-    if kind not in EVENT_TYPES:
+    if kind not in _EVENT_TYPES:
         msg = f"unknown type {kind!r}"
         raise MalformedFrameError(msg, _as_bytes(raw))
     if type(market) is not str:
@@ -421,16 +425,16 @@ def metadata_suffix(ingested_at: int, source: str, collector: str) -> bytes:
 
 
 # What splicing needs of a DEFAULT book, checked on its bytes (see ``splice_record``).
-_BOOK_PREFIX = b'{"type":"orderbook","code":"'
+_BOOK_PREFIX: Final = b'{"type":"orderbook","code":"'
 _JSON_NUMBER = rb"-?[0-9][-+.0-9eE]*"  # a JSON number (the frame is valid JSON: orjson read it)
 # a book as Upbit sends it, from the market code to its units: timestamp and both totals
-_BOOK_HEAD = re.compile(
+_BOOK_HEAD: Final = re.compile(
     rb'[^"\\]*","timestamp":[0-9]+,"total_ask_size":%b,"total_bid_size":%b,"orderbook_units":\['
     % (_JSON_NUMBER, _JSON_NUMBER)
 )
 # a key the record gets (or loses) apart from the frame's own: after the units it makes
 # the splice fall back
-_BOOK_TAIL_CLASH = re.compile(
+_BOOK_TAIL_CLASH: Final = re.compile(
     rb'"(?:code"|market"|type"|_|best_ask_price"|best_bid_price"|spread"|total_ask_size"'
     rb'|total_bid_size")'
 )
@@ -492,8 +496,8 @@ def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) ->
 
 #: spread -> the spread rounded (``round`` of a float with digits costs ~250 ns; a market's
 #: best prices change far less often than its book, so most books repeat a recent spread)
-_ROUNDED: dict[float, float] = {}
-_ROUNDED_MAX = 4096
+_ROUNDED: Final[dict[float, float]] = {}
+_ROUNDED_MAX: Final = 4096
 
 
 def _spread(difference: Any) -> Any:
