@@ -362,6 +362,13 @@ def test_whole_books_and_upbit_sized_trade_ids_take_the_fast_path(
         assert fast.equals(expected), kind
     built = sink._fast.book_units([event.record for event in batches["orderbook"]])
     assert (built is not None) == (kernels == "native")
+    # a value the kernel leaves to pyarrow (a bool where a double goes: pyarrow and the
+    # checked path both make it 1.0) converts the batch with pyarrow, the same rows
+    records = [event.record for event in batches["trade"]]
+    records[1]["trade_volume"] = True
+    assert sink._fast.flat_rows(records, sink._bodies["trade"].flat) is None  # type: ignore[arg-type]
+    fast = sink._records_to_arrow(LAKE_TABLES["trade"], records)
+    assert fast is not None and fast.column("trade_volume").to_pylist() == [1.0] * 3
 
 
 async def test_every_commit_runs_on_one_kept_thread(tmp_path: Path) -> None:

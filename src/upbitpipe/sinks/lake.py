@@ -367,13 +367,14 @@ class LakeSink:
         body = self._bodies.get(table.name)
         if body is None or not records:
             return None
-        if not self._fast.only_ints(records, body.ints):
-            return None
         # the flat columns and the orderbook units each built by a C kernel when they
-        # can, else converted by pyarrow; columns taken whole from the struct (~10 µs a
-        # call, not the ~30 µs of building a table from arrays against the schema)
+        # can (its int64 columns take ints only), else converted by pyarrow once the
+        # integer columns are known to hold no float; columns taken whole from the struct
+        # (~10 µs a call, not the ~30 µs of building a table from arrays against the schema)
         bare = self._fast.flat_rows(records, body.flat) if body.flat is not None else None
         if bare is None:
+            if not self._fast.only_ints(records, body.ints):
+                return None
             bare = pa.array(records, type=body.bare)
         batch = pa.RecordBatch.from_struct_array(bare)
         arrow = pa.Table.from_batches([batch])
