@@ -13,6 +13,7 @@ modules are compiled.
 from __future__ import annotations
 
 import importlib.machinery
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +93,13 @@ def native_status(package_dir: Path | None = None) -> NativeStatus:
         stale = source.stat().st_mtime > extension.stat().st_mtime + MTIME_SLACK_SECONDS
         found.append(CompiledModule(name, source, extension, stale))
     return NativeStatus(tuple(found))
+
+
+def warn_if_stale(log: logging.Logger) -> bool:
+    """Log a warning when a compiled module is stale (the collector calls this at start);
+    True if it did."""
+    message = native_status().stale_message()
+    if message is None:
+        return False
+    log.warning("%s", message)
+    return True

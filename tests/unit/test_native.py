@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import inspect
+import logging
 import os
 from pathlib import Path
 
@@ -107,3 +109,24 @@ def test_the_test_session_stops_on_a_stale_module(
     monkeypatch.setattr(native, "native_status", lambda: stale)
     with pytest.raises(pytest.exit.Exception, match=r"pip install -e \."):
         conftest.pytest_sessionstart(request.session)
+
+
+def test_the_collector_warns_at_start_when_a_module_is_stale(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from upbitpipe.collector import runtime
+
+    assert runtime.warn_if_stale is native.warn_if_stale
+    assert "warn_if_stale(log)" in inspect.getsource(runtime.run_collector)
+    log = logging.getLogger("upbitpipe.collector.runtime")
+    fresh = native.native_status(_package(tmp_path / "fresh", source_newer_by=-60))
+    stale = native.native_status(_package(tmp_path / "stale", source_newer_by=60))
+    monkeypatch.setattr(native, "native_status", lambda: fresh)
+    with caplog.at_level(logging.WARNING):
+        assert not native.warn_if_stale(log)
+    assert caplog.records == []
+    monkeypatch.setattr(native, "native_status", lambda: stale)
+    with caplog.at_level(logging.WARNING):
+        assert native.warn_if_stale(log)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "pip install -e ." in caplog.records[0].getMessage()

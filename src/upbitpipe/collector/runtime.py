@@ -18,7 +18,7 @@ from upbitpipe.collector.statefiles import prepare_state_dir, state_dir_lock
 from upbitpipe.collector.status import STATUS_FILE, CollectorStatus, serve_metrics, write_status
 from upbitpipe.config import Settings
 from upbitpipe.malloc import fix_mmap_threshold
-from upbitpipe.native import native_status
+from upbitpipe.native import warn_if_stale
 from upbitpipe.sinks.base import Sink
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.upbit.rest import UpbitRestClient
@@ -75,9 +75,7 @@ async def run_collector(
     # a collector runs for days: without a fixed glibc mmap threshold its heap crept up by
     # a few MB every few dedup generations (see upbitpipe.malloc); whatever the sinks
     fix_mmap_threshold()
-    stale = native_status().stale_message()
-    if stale is not None:  # an edited hot module whose old compiled copy still runs
-        log.warning("%s", stale)
+    warn_if_stale(log)  # an edited hot module whose old compiled copy still runs
     status_path = cfg.state_dir / STATUS_FILE
     prepare_state_dir(cfg.state_dir, (STATUS_FILE, RESUME_FILE, GAPS_FILE))
     with state_dir_lock(cfg.state_dir):
