@@ -244,6 +244,7 @@ def _event_path(
     out: list[tuple[Any, ...]] = []
     for raw in frames:
         out.append(_outcome(malformed, codec.parse_data, raw))
+        out.append(_outcome(malformed, _event_view, codec, raw))
         try:
             data = frame_gate.parse_data(raw, 0)
         except malformed as exc:
@@ -257,6 +258,23 @@ def _event_path(
             out.append(_outcome(malformed, _dedup_key, dedup, seen, data))
             out.append(_outcome(malformed, orjson.dumps, data))
     return out
+
+
+def _event_view(codec: ModuleType, raw: bytes) -> Any:
+    """:func:`parse_frame` and what a :class:`MarketEvent`'s properties read (the replay
+    twin and the tests use these)."""
+    event = codec.parse_frame(raw)
+    if not isinstance(event, codec.MarketEvent):
+        return event
+    return (
+        event.type,
+        event.market,
+        event.raw == raw,
+        event.timestamp,
+        event.sequential_id,
+        event.trade_timestamp,
+        event.stream_type,
+    )
 
 
 def _dedup_key(dedup: ModuleType, seen: Any, data: dict[str, Any]) -> tuple[Any, bool]:
