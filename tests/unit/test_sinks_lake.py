@@ -66,6 +66,63 @@ async def test_trades_dedup_on_read_and_bad_rows_are_dead_lettered(tmp_path: Pat
     assert sink.stats()["commit_failures"] == 0
 
 
+async def test_a_value_beyond_bigint_is_dead_lettered_not_the_batch_lost(tmp_path: Path) -> None:
+    """An integer no BIGINT holds (2**64) made the checked path's ``rows_to_arrow`` raise
+    OverflowError: the write failed and the events staged before it were gone (neither
+    stored, pending nor dead-lettered). Now that one row is rejected with a reason."""
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+    dead = DeadLetterBox(tmp_path / "dead")
+    sink = LakeSink(settings, dead)
+    await sink.open()
+    await sink.write([trade(sid) for sid in range(1, 200)])  # staged, not converted yet
+    await sink.write([trade(2**64), trade(200)])
+    await sink.flush()
+    await sink.close()
+
+    assert trade_id_counts(settings) == {("KRW-BTC", s): 1 for s in range(1, 201)}
+    assert dead.counts["lake_row"] == 1
+    lines = [ln for f in (tmp_path / "dead").glob("*.jsonl") for ln in f.read_text().splitlines()]
+    assert any("does not fit a BIGINT" in line for line in lines)
+
+
+async def test_a_failed_conversion_keeps_the_staged_events_and_stages_a_retry_once(
+    tmp_path: Path,
+) -> None:
+    """An unforeseen error while converting: the write fails, the events staged by earlier
+    writes stay staged (they were lost before), and the failed batch, which the runner
+    writes again, is staged once, not twice."""
+    settings = load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
+    await sink.open()
+    real = sink._to_arrow
+    calls = 0
+
+    def fail_once(table: Any, events: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            msg = "unforeseen"
+            raise RuntimeError(msg)
+        return real(table, events)
+
+    sink._to_arrow = fail_once  # type: ignore[method-assign]
+    await sink.write([trade(sid) for sid in range(1, 200)])  # staged, not converted yet
+    retried = [trade(sid) for sid in range(200, 300)]
+    with pytest.raises(RuntimeError, match="unforeseen"):
+        await sink.write(retried)
+    assert sink.pending_rows == 199
+    await sink.write(retried)  # the runner's retry
+    await sink.flush()
+    await sink.close()
+
+    assert trade_id_counts(settings) == {("KRW-BTC", s): 1 for s in range(1, 300)}
+    assert sink.stats()["events_committed"] == 299
+
+
 async def test_a_failed_commit_raises_and_keeps_the_rows(tmp_path: Path) -> None:
     settings = load_settings(
         overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}

@@ -360,6 +360,9 @@ def _to_epoch_ms(value: Any) -> int:
     return int(value)
 
 
+_BIGINT_END = 2**63  # BIGINT (int64) holds [-2**63, 2**63)
+
+
 def _coerce(col: LakeColumn, value: Any) -> Any:
     if value is None:
         return None
@@ -373,7 +376,11 @@ def _coerce(col: LakeColumn, value: Any) -> Any:
         if isinstance(value, float) and not value.is_integer():
             msg = f"{col.name}: {value!r} is not an integer"
             raise LakeRowError(msg)
-        return int(value)
+        whole = int(value)
+        if not -_BIGINT_END <= whole < _BIGINT_END:  # pyarrow would raise on the whole batch
+            msg = f"{col.name}: {value!r} does not fit a BIGINT"
+            raise LakeRowError(msg)
+        return whole
     if kind == "BOOLEAN":
         return value.strip().lower() in ("true", "1") if isinstance(value, str) else bool(value)
     if kind == "TIMESTAMP(3)":
