@@ -191,18 +191,35 @@ class LakeSink:
         dicts are then free) once ``STAGE_ROWS`` / ``STAGE_BYTES`` are reached; commit when
         ``commit_rows`` or ``COMMIT_BYTES`` is reached."""
         staged, staged_bytes = self._staged, self._staged_bytes
+        before = [(kind, len(kind_events)) for kind, kind_events in staged.items()]
         for event in events:
             kind_events = staged.get(event.type)
             if kind_events is not None:
                 kind_events.append(event)
                 staged_bytes[event.type] += len(event.raw)
                 self._staged_count += 1
-        for kind, kind_events in staged.items():
-            if len(kind_events) >= STAGE_ROWS or staged_bytes[kind] >= STAGE_BYTES:
-                await self._convert(kind)
+        try:
+            for kind, kind_events in staged.items():
+                if len(kind_events) >= STAGE_ROWS or staged_bytes[kind] >= STAGE_BYTES:
+                    await self._convert(kind)
+        except Exception:
+            # the write failed: its events leave the staging again (the runner retries the
+            # batch), the ones staged before stay (_convert keeps them on an error)
+            self._unstage(before)
+            raise
         pending_bytes = self._pending_bytes + sum(staged_bytes.values())
         if self.pending_rows >= self.lake.commit_rows or pending_bytes >= COMMIT_BYTES:
             await self.flush()
+
+    def _unstage(self, before: list[tuple[str, int]]) -> None:
+        """Drop what was staged after ``before`` (each type's staged count then)."""
+        for kind, count in before:
+            kind_events = self._staged[kind]
+            if len(kind_events) > count:
+                dropped = kind_events[count:]
+                del kind_events[count:]
+                self._staged_bytes[kind] -= sum(len(event.raw) for event in dropped)
+                self._staged_count -= len(dropped)
 
     async def _convert(self, kind: str) -> None:
         """The staged events of ``kind`` as Arrow, one table per distinct column set (a
@@ -211,12 +228,11 @@ class LakeSink:
         kind_events = self._staged[kind]
         if not kind_events:
             return
-        self._staged[kind] = []
-        self._staged_bytes[kind] = 0
-        self._staged_count -= len(kind_events)
         arrows: dict[str, pa.Table] = {}
         by_columns: dict[tuple[str, ...], pa.Table] = {}
         rejected: Rejected = []
+        # an unforeseen error leaves the events staged (the write fails, nothing is lost:
+        # take_unflushed still hands them back at shutdown); they leave once converted
         for table_name in EVENT_TABLES[kind]:
             table = LAKE_TABLES[table_name]
             key = tuple(table.column_names)
@@ -225,6 +241,9 @@ class LakeSink:
                 by_columns[key] = arrow
                 rejected += bad
             arrows[table_name] = by_columns[key]
+        self._staged[kind] = []
+        self._staged_bytes[kind] = 0
+        self._staged_count -= len(kind_events)
         # the rows are pending before the first await: a writer cancelled at shutdown while
         # dead-lettering must not leave them neither staged nor pending (take_unflushed
         # would miss them)
