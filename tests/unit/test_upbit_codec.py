@@ -116,7 +116,17 @@ def test_status_and_error_frames() -> None:
         ),
         (
             b'{"ty":"ticker","cd":"KRW-BTC","tms":1676965262177,"atv":1.0,"ttms":{"a":1}}',
-            "field 'trade_timestamp' is not a number",
+            "field 'trade_timestamp' is not an epoch-ms integer",
+        ),
+        # a BIGINT in the lake: beyond int64 pyarrow would refuse the whole batch
+        (
+            b'{"ty":"ticker","cd":"KRW-BTC","tms":1676965262177,"atv":1.0,'
+            b'"ttms":18446744073709551616}',
+            "field 'trade_timestamp' is not an epoch-ms integer",
+        ),
+        (
+            b'{"ty":"ticker","cd":"KRW-BTC","tms":1676965262177,"atv":1.0,"ttms":1.5e12}',
+            "field 'trade_timestamp' is not an epoch-ms integer",
         ),
         (
             b'{"ty":"orderbook","cd":"KRW-BTC","tms":1676965262177,"tas":1,"tbs":0,'

@@ -216,9 +216,11 @@ def parse_data(raw: bytes | str) -> dict[str, Any] | StatusFrame | ErrorFrame:
         if type(price) not in _OPTIONAL_NUMBER:
             msg = _bad("trade_price", price, "a number")
             raise MalformedFrameError(msg, _as_bytes(raw))
-        traded = data.get("trade_timestamp")
-        if type(traded) not in _OPTIONAL_NUMBER:
-            msg = _bad("trade_timestamp", traded, "a number")
+        traded = data.get("trade_timestamp")  # a BIGINT column: an epoch-ms int or absent
+        if traded is not None and (
+            type(traded) is not int or not MIN_EPOCH_MS <= traded < MAX_EPOCH_MS
+        ):
+            msg = _bad("trade_timestamp", traded, "an epoch-ms integer")
             raise MalformedFrameError(msg, _as_bytes(raw))
     return data
 
