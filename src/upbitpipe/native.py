@@ -12,8 +12,10 @@ modules are compiled.
 
 from __future__ import annotations
 
+import ast
 import importlib.machinery
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,9 @@ class NativeStatus:
             return "native: pure Python (not compiled at install: no C compiler, or UPBITPIPE_PURE_PYTHON)"
         names = ", ".join(module.name.rsplit(".", 1)[-1] for module in self.modules)
         line = f"native: compiled ({names})"
+        if os.environ.get("UPBITPIPE_PURE_PYTHON", "").strip() not in ("", "0"):
+            # at run time the switch only leaves the lake's C kernels unused
+            line += "; UPBITPIPE_PURE_PYTHON set: the lake's C kernels are not used"
         if self.stale:
             stale = ", ".join(module.name.rsplit(".", 1)[-1] for module in self.stale)
             line += f"; STALE: {stale} changed since the build, run `pip install -e .` again"
@@ -90,9 +95,38 @@ def native_status(package_dir: Path | None = None) -> NativeStatus:
                 continue
         relative = source.relative_to(root).with_suffix("")
         name = ".".join((root.name, *relative.parts))
-        stale = source.stat().st_mtime > extension.stat().st_mtime + MTIME_SLACK_SECONDS
+        built = extension.stat().st_mtime + MTIME_SLACK_SECONDS
+        sources = [source]
+        if source.suffix == ".py":  # mypyc builds the Final constants it imports in
+            sources += _own_imports(source, root)
+        stale = any(path.stat().st_mtime > built for path in sources)
         found.append(CompiledModule(name, source, extension, stale))
     return NativeStatus(tuple(found))
+
+
+def _own_imports(source: Path, root: Path) -> list[Path]:
+    """The package's own modules that ``source`` imports directly (by absolute or relative
+    import): an edit of, say, ``upbit/fields.py`` changes what the compiled ``codec`` holds."""
+    package = source.relative_to(root).parent.parts
+    found: list[Path] = []
+    for node in ast.walk(ast.parse(source.read_bytes())):
+        names: list[tuple[str, ...]] = []
+        if isinstance(node, ast.Import):
+            names = [tuple(alias.name.split(".")) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = tuple(node.module.split(".")) if node.module else ()
+            if node.level:  # relative: from the source's package upwards
+                base = package[: len(package) - node.level + 1] + base
+                base = (root.name, *base)
+            names = [base + (alias.name,) for alias in node.names] + [base]
+        for parts in names:
+            if not parts or parts[0] != root.name:
+                continue
+            path = root.joinpath(*parts[1:])
+            for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+                if candidate.is_file() and candidate != source and candidate not in found:
+                    found.append(candidate)
+    return found
 
 
 def warn_if_stale(log: logging.Logger) -> bool:

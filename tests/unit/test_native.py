@@ -61,6 +61,32 @@ def test_a_source_edited_after_the_build_is_stale(tmp_path: Path) -> None:
     assert "pip install -e ." in message
 
 
+@pytest.mark.parametrize(
+    "imports", ["from upbitpipe.upbit.fields import LIMIT", "from .fields import LIMIT"]
+)
+def test_a_module_edited_after_the_build_makes_its_compiled_importer_stale(
+    tmp_path: Path, imports: str
+) -> None:
+    """mypyc builds the Final constants a module imports into its extension: an edit of
+    ``fields.py`` runs the old value in the compiled ``codec`` until it is rebuilt."""
+    root = _package(tmp_path, source_newer_by=-60)
+    codec = root / "upbit" / "codec.py"
+    stamp = codec.stat().st_mtime
+    codec.write_text(imports + "\n")
+    os.utime(codec, (stamp, stamp))
+    assert native.native_status(root).stale == ()
+    os.utime(root / "upbit" / "fields.py", (stamp + 120,) * 2)
+    assert [m.name for m in native.native_status(root).stale] == ["upbitpipe.upbit.codec"]
+
+
+def test_the_run_time_switch_is_named_in_the_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UPBITPIPE_PURE_PYTHON", "1")
+    summary = native.native_status(_package(tmp_path, source_newer_by=-60)).summary()
+    assert summary.startswith("native: compiled (_kernel, codec); UPBITPIPE_PURE_PYTHON set")
+
+
 def test_a_wheel_install_writing_the_source_just_after_the_extension_is_not_stale(
     tmp_path: Path,
 ) -> None:
