@@ -33,10 +33,11 @@ MYPYC_MODULES: list[str] = [
     "src/upbitpipe/collector/dedup.py",
 ]
 
-#: hand-written C kernels (``Extension`` objects), each optional
+#: hand-written C kernels (``Extension`` objects), each optional (a failed compile leaves
+#: its pure-Python twin in use)
 C_EXTENSIONS: list[Extension] = [
     # the lake sink's orderbook units and integer checks (twin: upbitpipe/lake/fastrows.py)
-    Extension("upbitpipe.lake._fastrows", ["src/upbitpipe/lake/_fastrows.c"]),
+    Extension("upbitpipe.lake._fastrows", ["src/upbitpipe/lake/_fastrows.c"], optional=True),
 ]
 
 
@@ -55,16 +56,31 @@ def _why_pure_python() -> str | None:
     return None
 
 
+def _remove_built_extensions() -> None:
+    """A pure-Python build leaves no extension an earlier build put in the source tree
+    (an editable install imports a ``.so`` before its ``.py``)."""
+    for path in Path("src", "upbitpipe").rglob("*"):
+        if path.suffix in (".so", ".pyd") and path.is_file():
+            path.unlink()
+
+
 def ext_modules() -> list[Extension]:
     why = _why_pure_python()
     if why is not None:
         print(f"upbitpipe: installing pure Python ({why})", file=sys.stderr)
+        _remove_built_extensions()
         return []
     extensions: list[Extension] = []
     if MYPYC_MODULES:
-        from mypyc.build import mypycify
+        try:
+            from mypyc.build import mypycify
 
-        extensions += mypycify(MYPYC_MODULES, separate=True, opt_level="3")
+            extensions += mypycify(MYPYC_MODULES, separate=True, opt_level="3")
+        except (Exception, SystemExit) as exc:  # mypyc exits on a type error
+            print(
+                f"upbitpipe: hot modules stay pure Python (mypyc: {type(exc).__name__}: {exc})",
+                file=sys.stderr,
+            )
     extensions += C_EXTENSIONS
     return extensions
 
