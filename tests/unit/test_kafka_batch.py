@@ -14,7 +14,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.record.memory_records import MemoryRecords
 
-from upbitpipe.sinks.kafka_batch import NO_HEADERS, BatchFiller
+from upbitpipe.sinks.kafka_batch import NO_HEADERS, BatchFiller, Sends, send_lane
 
 RECORDS = [
     (f"KRW-M{i % 3}".encode(), b'{"sequential_id":%d,"pad":"%s"}' % (i, b"x" * i))
@@ -122,3 +122,24 @@ def test_anything_else_is_filled_through_its_public_append() -> None:
     assert filler.append(1, 5, b"k", b"w", NO_HEADERS) is not None
     filler.close(2)
     assert used.record_count() == 2
+
+
+async def test_a_new_batch_refusing_its_first_record_fails_the_send() -> None:
+    """A changed aiokafka whose fresh batch refuses a record: the send fails (the runner
+    retries the write) instead of counting the record as sent in an empty batch."""
+
+    class Refusing:
+        def append(self, *, key: bytes, value: bytes, timestamp: int) -> Any:
+            return None
+
+        def close(self) -> None:
+            pass
+
+    class Producer:
+        def create_batch(self) -> Refusing:
+            return Refusing()
+
+    sends = Sends()
+    with pytest.raises(RuntimeError, match=r"t\[0\] refused its first record"):
+        await send_lane(Producer(), ("t", 0), [("t", b"k", b"v")], 5, sends)  # type: ignore[arg-type]
+    assert sends.shipped == []

@@ -534,7 +534,9 @@ class KafkaSink:
 
         Partitions are chosen as aiokafka's default partitioner does (murmur2 of the key
         over the sorted partitions), so a market keeps its partition, and each partition's
-        records keep their order. The records are sorted into their partitions first, then
+        records keep their order, except the ``alone`` ones (the records of a batch the
+        broker refused, re-sent one per batch to find the culprit): they go after the
+        others. The records are sorted into their partitions first, then
         each partition's batch is filled in one go (:func:`kafka_batch.send_lane`). One
         ``send_batch`` per batch instead of one ``send`` and future per record. Every record
         gets the time of this call as its Kafka timestamp (CreateTime): one clock read, not

@@ -136,12 +136,22 @@ async def send_lane(
     start = 0
     for index, (_, key, value) in enumerate(lane):
         if append(index - start, stamp, key, value, NO_HEADERS) is None:
+            if index == start:
+                raise _first_refused(tp)
             await _ship(producer, tp, filler, lane[start:index], stamp, sends)
             start = index
             filler = BatchFiller(producer.create_batch())
             append = filler.append
-            append(0, stamp, key, value, NO_HEADERS)  # a batch takes its first record
+            if append(0, stamp, key, value, NO_HEADERS) is None:
+                raise _first_refused(tp)  # aiokafka's builders always take a first record
     await _ship(producer, tp, filler, lane[start:] if start else lane, stamp, sends)
+
+
+def _first_refused(tp: tuple[str, int]) -> RuntimeError:
+    """A new batch that refuses its first record (aiokafka changed): the write fails and is
+    retried, instead of the record counting as sent in an empty batch."""
+    msg = f"a new record batch for {tp[0]}[{tp[1]}] refused its first record"
+    return RuntimeError(msg)
 
 
 async def _ship(
