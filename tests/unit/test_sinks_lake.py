@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from upbitpipe.config import load_settings
+from upbitpipe.config import Settings, load_settings
 from upbitpipe.lake import fastrows
 from upbitpipe.lake.read import read_table, trade_id_counts
 from upbitpipe.lake.tables import EVENT_TABLES, LAKE_TABLES, event_to_row, rows_to_arrow
@@ -28,6 +28,22 @@ def kernels(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     elif fastrows.NATIVE is None:
         pytest.skip("the C kernels are not built")
     return str(request.param)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    """A local warehouse with one bucket per table."""
+    return load_settings(
+        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
+    ).settings
+
+
+async def _open_sink(tmp_path: Path) -> tuple[Settings, DeadLetterBox, LakeSink]:
+    """An open sink on :func:`_settings`, with its dead-letter box."""
+    settings = _settings(tmp_path)
+    dead = DeadLetterBox(tmp_path / "dead")
+    sink = LakeSink(settings, dead)
+    await sink.open()
+    return settings, dead, sink
 
 
 def trade(sid: int | None, ts: int = 1_763_900_000_000, market: str = "KRW-BTC") -> SinkEvent:
@@ -47,12 +63,7 @@ def trade(sid: int | None, ts: int = 1_763_900_000_000, market: str = "KRW-BTC")
 
 
 async def test_trades_dedup_on_read_and_bad_rows_are_dead_lettered(tmp_path: Path) -> None:
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
-    dead = DeadLetterBox(tmp_path / "dead")
-    sink = LakeSink(settings, dead)
-    await sink.open()
+    settings, dead, sink = await _open_sink(tmp_path)
     await sink.write([trade(1), trade(2), trade(None), trade(3, ts=1_763_990_000_000)])
     await sink.flush()
     await sink.write([trade(2), trade(4)])  # a re-delivery of 2 in a later commit
@@ -70,12 +81,7 @@ async def test_a_value_beyond_bigint_is_dead_lettered_not_the_batch_lost(tmp_pat
     """An integer no BIGINT holds (2**64) made the checked path's ``rows_to_arrow`` raise
     OverflowError: the write failed and the events staged before it were gone (neither
     stored, pending nor dead-lettered). Now that one row is rejected with a reason."""
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
-    dead = DeadLetterBox(tmp_path / "dead")
-    sink = LakeSink(settings, dead)
-    await sink.open()
+    settings, dead, sink = await _open_sink(tmp_path)
     await sink.write([trade(sid) for sid in range(1, 200)])  # staged, not converted yet
     await sink.write([trade(2**64), trade(200)])
     await sink.flush()
@@ -93,11 +99,7 @@ async def test_a_failed_conversion_keeps_the_staged_events_and_stages_a_retry_on
     """An unforeseen error while converting: the write fails, the events staged by earlier
     writes stay staged (they were lost before), and the failed batch, which the runner
     writes again, is staged once, not twice."""
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
-    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
-    await sink.open()
+    settings, _, sink = await _open_sink(tmp_path)
     real = sink._to_arrow
     calls = 0
 
@@ -124,11 +126,7 @@ async def test_a_failed_conversion_keeps_the_staged_events_and_stages_a_retry_on
 
 
 async def test_a_failed_commit_raises_and_keeps_the_rows(tmp_path: Path) -> None:
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
-    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
-    await sink.open()
+    settings, _, sink = await _open_sink(tmp_path)
     real = sink._commit_table
     calls = 0
 
@@ -152,11 +150,7 @@ async def test_a_failed_commit_raises_and_keeps_the_rows(tmp_path: Path) -> None
 
 
 async def test_a_commit_cut_short_hands_its_events_back(tmp_path: Path) -> None:
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
-    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
-    await sink.open()
+    settings, _, sink = await _open_sink(tmp_path)
     release = threading.Event()
     real = sink._commit_table
 
@@ -181,12 +175,7 @@ async def test_a_commit_cut_short_hands_its_events_back(tmp_path: Path) -> None:
 async def test_a_cancel_while_dead_lettering_keeps_the_converted_rows(tmp_path: Path) -> None:
     """Shutdown cancels the writer: if that lands while a rejected row is being
     dead-lettered, the batch's good rows must still be handed back."""
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
-    dead = DeadLetterBox(tmp_path / "dead")
-    sink = LakeSink(settings, dead)
-    await sink.open()
+    settings, dead, sink = await _open_sink(tmp_path)
     entered, never = asyncio.Event(), asyncio.Event()
 
     async def stuck_put(kind: str, reason: str, raw: bytes) -> None:
@@ -209,11 +198,7 @@ async def test_a_cancel_while_dead_lettering_keeps_the_converted_rows(tmp_path: 
 async def test_small_writes_become_one_arrow_batch_per_table(tmp_path: Path) -> None:
     """A slow market hands the sink a few events per write: they are converted together and
     pypaimon gets one record batch per table and commit (its work is per batch)."""
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
-    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
-    await sink.open()
+    settings, _, sink = await _open_sink(tmp_path)
     real = sink._commit_table
     chunks: list[int] = []
 
@@ -255,9 +240,7 @@ async def test_commits_through_one_kept_writer_and_after_a_restart(tmp_path: Pat
     """Several snapshots through the sink's kept writers, then a new sink (a restart):
     ``ticker_latest`` holds the newest ticker by exchange time whatever the arrival order,
     the history keeps every ticker once, a re-delivered trade is stored once."""
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
+    settings = _settings(tmp_path)
     base = 1_763_900_000_000
     arrivals = [
         [ticker(base + 3000, 3.0), trade(1)],
@@ -284,9 +267,7 @@ async def test_one_commit_of_many_tickers_keeps_the_newest_per_market(tmp_path: 
     """``ticker_latest`` rows are folded before pypaimon writes them: within one commit the
     newest by exchange time wins, of equal times the last to arrive; the history keeps all.
     Written files keep parquet dictionaries for strings only."""
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
+    settings = _settings(tmp_path)
     base = 1_763_900_000_000
     sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
     await sink.open()
@@ -430,11 +411,7 @@ def test_whole_books_and_upbit_sized_trade_ids_take_the_fast_path(
 
 async def test_every_commit_runs_on_one_kept_thread(tmp_path: Path) -> None:
     """One commit thread for the sink's life (not one per commit), ended by close()."""
-    settings = load_settings(
-        overrides={"lake.warehouse": str(tmp_path / "lake"), "lake.buckets": 1}, env={}
-    ).settings
-    sink = LakeSink(settings, DeadLetterBox(tmp_path / "dead"))
-    await sink.open()
+    settings, _, sink = await _open_sink(tmp_path)
     real = sink._commit_table
     threads: list[threading.Thread] = []
 
