@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import upbitpipe
+from upbitpipe.config import ENV_PURE_PYTHON
 
 #: a ``.py`` edited up to this long after its ``.so`` was written still counts as built
 #: with it: installing a wheel writes both in one go, in no particular order
@@ -52,7 +53,7 @@ class NativeStatus:
             return "native: pure Python (not compiled at install: no C compiler, or UPBITPIPE_PURE_PYTHON)"
         names = ", ".join(module.name.rsplit(".", 1)[-1] for module in self.modules)
         line = f"native: compiled ({names})"
-        if os.environ.get("UPBITPIPE_PURE_PYTHON", "").strip() not in ("", "0"):
+        if pure_python_requested():
             # at run time the switch only leaves the lake's C kernels unused
             line += "; UPBITPIPE_PURE_PYTHON set: the lake's C kernels are not used"
         if self.stale:
@@ -70,6 +71,12 @@ class NativeStatus:
             f"code: {files}; rebuild them with `pip install -e .` "
             f"(or delete their .so files beside them to run pure Python)"
         )
+
+
+def pure_python_requested() -> bool:
+    """True when ``UPBITPIPE_PURE_PYTHON`` is set (not empty, not 0): setup.py then builds no
+    native code, and at run time the lake's C kernels stay unused."""
+    return os.environ.get(ENV_PURE_PYTHON, "").strip() not in ("", "0")
 
 
 def native_status(package_dir: Path | None = None) -> NativeStatus:

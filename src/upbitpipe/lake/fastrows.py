@@ -23,7 +23,6 @@ leaves a built kernel unused when set at run time: an A/B in one install.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -31,10 +30,11 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 
 from upbitpipe.lake.tables import ORDERBOOK_UNIT_FIELDS, UNIT_ARROW
+from upbitpipe.native import pure_python_requested
 
 
 def _load_native() -> ModuleType | None:
-    if os.environ.get("UPBITPIPE_PURE_PYTHON", "").strip() not in ("", "0"):
+    if pure_python_requested():
         return None
     try:
         from upbitpipe.lake import _fastrows  # type: ignore[attr-defined]
