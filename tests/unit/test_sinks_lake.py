@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,20 @@ async def _open_sink(tmp_path: Path) -> tuple[Settings, DeadLetterBox, LakeSink]
     sink = LakeSink(settings, dead)
     await sink.open()
     return settings, dead, sink
+
+
+def _failing_once(real: Callable[..., Any], error: BaseException) -> Callable[..., Any]:
+    """``real``, except that its first call raises ``error``."""
+    calls = 0
+
+    def wrapper(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise error
+        return real(*args)
+
+    return wrapper
 
 
 def trade(sid: int | None, ts: int = 1_763_900_000_000, market: str = "KRW-BTC") -> SinkEvent:
@@ -100,18 +115,7 @@ async def test_a_failed_conversion_keeps_the_staged_events_and_stages_a_retry_on
     writes stay staged (they were lost before), and the failed batch, which the runner
     writes again, is staged once, not twice."""
     settings, _, sink = await _open_sink(tmp_path)
-    real = sink._to_arrow
-    calls = 0
-
-    def fail_once(table: Any, events: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            msg = "unforeseen"
-            raise RuntimeError(msg)
-        return real(table, events)
-
-    sink._to_arrow = fail_once  # type: ignore[method-assign]
+    sink._to_arrow = _failing_once(sink._to_arrow, RuntimeError("unforeseen"))  # type: ignore[method-assign]
     await sink.write([trade(sid) for sid in range(1, 200)])  # staged, not converted yet
     retried = [trade(sid) for sid in range(200, 300)]
     with pytest.raises(RuntimeError, match="unforeseen"):
@@ -127,18 +131,7 @@ async def test_a_failed_conversion_keeps_the_staged_events_and_stages_a_retry_on
 
 async def test_a_failed_commit_raises_and_keeps_the_rows(tmp_path: Path) -> None:
     settings, _, sink = await _open_sink(tmp_path)
-    real = sink._commit_table
-    calls = 0
-
-    def fail_once(name: str, arrow: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            msg = "disk full"
-            raise OSError(msg)
-        real(name, arrow)
-
-    sink._commit_table = fail_once  # type: ignore[method-assign]
+    sink._commit_table = _failing_once(sink._commit_table, OSError("disk full"))  # type: ignore[method-assign]
     await sink.write([trade(1), trade(2)])
     with pytest.raises(LakeCommitError, match="disk full"):
         await sink.flush()
