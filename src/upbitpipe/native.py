@@ -54,8 +54,8 @@ class NativeStatus:
         names = ", ".join(module.name.rsplit(".", 1)[-1] for module in self.modules)
         line = f"native: compiled ({names})"
         if pure_python_requested():
-            # at run time the switch only leaves the lake's C kernels unused
-            line += "; UPBITPIPE_PURE_PYTHON set: the lake's C kernels are not used"
+            # at run time the switch only leaves the hand-written C kernels unused
+            line += "; UPBITPIPE_PURE_PYTHON set: the C kernels (lake rows, book scan) are not used"
         if self.stale:
             stale = ", ".join(module.name.rsplit(".", 1)[-1] for module in self.stale)
             line += f"; STALE: {stale} changed since the build, run `pip install -e .` again"
@@ -75,7 +75,8 @@ class NativeStatus:
 
 def pure_python_requested() -> bool:
     """True when ``UPBITPIPE_PURE_PYTHON`` is set (not empty, not 0): setup.py then builds no
-    native code, and at run time the lake's C kernels stay unused."""
+    native code, and at run time the hand-written C kernels (the lake's rows, the collector's
+    book scan) stay unused."""
     return os.environ.get(ENV_PURE_PYTHON, "").strip() not in ("", "0")
 
 

@@ -53,6 +53,7 @@ from upbitpipe.collector.status import (
     GapStatus,
 )
 from upbitpipe.config import Settings
+from upbitpipe.native import pure_python_requested
 from upbitpipe.sinks.base import (
     SOURCE_BACKFILL,
     SOURCE_WEBSOCKET,
@@ -62,6 +63,7 @@ from upbitpipe.sinks.base import (
 )
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.upbit.codec import (
+    BOOK_SCANNER,
     EVENT_TYPES,
     ErrorFrame,
     MalformedFrameError,
@@ -155,6 +157,11 @@ class CollectorService:
         # the dicts only when a sink reads records
         self._keep_records = any(needs_record(sink) for sink in sinks)
         self._encode = not all(needs_record(sink) for sink in sinks)
+        # nothing reads a book's units when no sink reads records (Kafka alone: its value
+        # is spliced from the frame): parse books without them (FrameGate.parse_data_lite)
+        self._lite_books = (
+            not self._keep_records and BOOK_SCANNER is not None and not pure_python_requested()
+        )
         self._suffix_ms = -1
         self._suffix = b""
         self._kafka_index = next(
@@ -212,7 +219,7 @@ class CollectorService:
         :class:`SinkEvent`. :meth:`_stage_backfilled` is the same for one REST-backfilled trade."""
         market_data = False
         rejected: list[tuple[str, str, bytes]] | None = None
-        parse = self.gate.parse_data
+        parse = self.gate.parse_data_lite if self._lite_books else self.gate.parse_data
         dedup = self.dedup
         dedup.expire()
         is_new = dedup.add

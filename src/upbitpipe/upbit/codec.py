@@ -18,8 +18,9 @@ key maps live in :mod:`upbitpipe.upbit.fields`.
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -46,6 +47,7 @@ __all__ = [
     "MarketEvent",
     "StatusFrame",
     "metadata_suffix",
+    "parse_book_lite",
     "parse_data",
     "parse_frame",
     "splice_record",
@@ -463,14 +465,16 @@ def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) ->
     array of objects, and ends with ``}``; it has no backslash (so every ``"`` delimits a
     string, and no key hides in one); after the units come no object, no array and none of
     the keys the record sets (``code``, ``market``, ``type``, ``_…``, the derived ones, the
-    totals).
+    totals). A book without units is :func:`parse_book_lite`'s, whose scanner proved all
+    that: it is spliced without checking again.
     """
-    if kind != "orderbook" or not raw.startswith(_BOOK_PREFIX):
+    if kind != "orderbook" or not raw.startswith(_BOOK_PREFIX) or raw[-1] != 0x7D:
         return None
-    if raw[-1] != 0x7D or b"\\" in raw:
+    if "orderbook_units" not in data:  # parse_book_lite's: the scanner proved the shape
+        return _splice(raw, data, suffix)
+    if b"\\" in raw:
         return None
     start = len(_BOOK_PREFIX)
-    code = start - 8  # where '"code"' starts
     head = _BOOK_HEAD.match(raw, start)
     if head is None:
         return None
@@ -486,6 +490,11 @@ def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) ->
         or _BOOK_TAIL_CLASH.search(raw, end) is not None
     ):
         return None
+    return _splice(raw, data, suffix)
+
+
+def _splice(raw: bytes, data: dict[str, Any], suffix: bytes) -> bytes:
+    """:func:`splice_record` of a book whose shape is proven."""
     derived = orjson.dumps(
         {
             "best_ask_price": data["best_ask_price"],
@@ -493,7 +502,7 @@ def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) ->
             "spread": data["spread"],
         }
     )
-    return b"".join((raw[:code], b'"market"', raw[code + 6 : -1], b",", derived[1:-1], suffix))
+    return b"".join((raw[:20], b'"market"', raw[26:-1], b",", derived[1:-1], suffix))
 
 
 #: spread -> the spread rounded (``round`` of a float with digits costs ~250 ns; a market's
@@ -555,6 +564,48 @@ def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
         if type(value) not in _NUMBER:
             msg = _bad(name, value, "a number")
             raise MalformedFrameError(msg, _as_bytes(raw))
+
+
+def _load_book_scanner() -> Callable[[bytes], Any] | None:
+    """The C scanner of DEFAULT books (``_bookscan.c``), or None when it is not built."""
+    try:
+        module = importlib.import_module("upbitpipe.upbit._bookscan")
+    except ImportError:  # no compiler at install, or a pure-Python install
+        return None
+    scan: Callable[[bytes], Any] = module.scan_book
+    return scan
+
+
+#: ``_bookscan.scan_book``, or None (pure Python: :func:`parse_book_lite` always says None)
+BOOK_SCANNER: Final = _load_book_scanner()
+
+
+def parse_book_lite(raw: bytes) -> dict[str, Any] | None:
+    """:func:`parse_data` of a DEFAULT orderbook frame without ``orderbook_units``, or None.
+
+    For a collector whose sinks read no records (Kafka alone): its Kafka value is spliced
+    from the frame's bytes (:func:`splice_record`), and dedup and the gate read only the
+    head fields and the best prices, so the 30 unit dicts and 120 floats a full parse
+    builds would be freed unread (~6 of the ~8 µs a book costs). The C scanner reads the
+    frame in one pass in the narrow form Upbit sends (``_bookscan.c`` says which); None
+    for anything else, for a timestamp out of range, and always without the scanner: the
+    caller then runs :func:`parse_data`, which decides (and names the fault). What it
+    returns equals :func:`parse_data`'s dict less the units, with the same types
+    (tests/unit/test_bookscan.py), and :func:`splice_record` never refuses it.
+    """
+    scan = BOOK_SCANNER
+    if scan is None:
+        return None
+    data: dict[str, Any] | None = scan(raw)
+    if data is None:
+        return None
+    stamp: int = data["timestamp"]
+    if not MIN_EPOCH_MS <= stamp < MAX_EPOCH_MS:
+        return None
+    ask = data["best_ask_price"]
+    bid = data["best_bid_price"]
+    data["spread"] = None if ask is None or bid is None else _spread(ask - bid)
+    return data
 
 
 def _control_frame(obj: dict[str, Any], raw: bytes | str) -> StatusFrame | ErrorFrame:

@@ -23,13 +23,14 @@ two integer comparisons.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from upbitpipe.upbit.codec import (
     ErrorFrame,
     MalformedFrameError,
     MarketEvent,
     StatusFrame,
+    parse_book_lite,
     parse_data,
     trade_problem,
 )
@@ -41,6 +42,8 @@ STALE_AFTER_MS = 5_000
 KIND_MALFORMED = "malformed"
 KIND_UNSUBSCRIBED = "unsubscribed_market"
 KIND_IMPLAUSIBLE = "implausible_time"
+
+_BOOK_START: Final = b'{"type":"orderbook",'  # a DEFAULT book as Upbit sends it
 
 
 class RejectedEventError(MalformedFrameError):
@@ -126,14 +129,30 @@ class FrameGate:
         event is its normalised dict, whose ``type`` and ``market`` keys say what it is."""
         parsed = parse_data(raw)
         if type(parsed) is dict:
-            market = parsed["market"]
-            if market not in self.markets and market.partition(".")[0] not in self.markets:
-                reason = f"market {market[:40]!r} is not subscribed"
-                raise RejectedEventError(KIND_UNSUBSCRIBED, reason, raw)
-            ahead = self.clock.admit(parsed["timestamp"], received_ms)
-            if ahead is not None:
-                raise RejectedEventError(KIND_IMPLAUSIBLE, ahead, raw)
+            self._check(parsed, raw, received_ms)
         return parsed
+
+    def parse_data_lite(
+        self, raw: bytes, received_ms: int | None = None
+    ) -> dict[str, Any] | StatusFrame | ErrorFrame:
+        """:meth:`parse_data`, but a DEFAULT book comes without ``orderbook_units`` when
+        the C scanner reads it (:func:`parse_book_lite`): for a collector whose sinks read
+        no records. Same checks, same errors."""
+        parsed = parse_book_lite(raw) if raw.startswith(_BOOK_START) else None
+        if parsed is None:
+            return self.parse_data(raw, received_ms)
+        self._check(parsed, raw, received_ms)
+        return parsed
+
+    def _check(self, parsed: dict[str, Any], raw: bytes, received_ms: int | None) -> None:
+        """The subscription and clock checks of a parsed event."""
+        market = parsed["market"]
+        if market not in self.markets and market.partition(".")[0] not in self.markets:
+            reason = f"market {market[:40]!r} is not subscribed"
+            raise RejectedEventError(KIND_UNSUBSCRIBED, reason, raw)
+        ahead = self.clock.admit(parsed["timestamp"], received_ms)
+        if ahead is not None:
+            raise RejectedEventError(KIND_IMPLAUSIBLE, ahead, raw)
 
     def trade_problem(self, market: str, trade: dict[str, Any]) -> tuple[str, str] | None:
         """(dead-letter kind, reason) for a REST-backfilled trade that must not be stored."""

@@ -1,0 +1,489 @@
+/* One pass over a DEFAULT-format orderbook frame without building its units (optional;
+ * upbitpipe.upbit.codec.parse_book_lite is the interface).
+ *
+ * Python C-API only. When no sink reads a book's units (the Kafka sink alone: its value is
+ * spliced from the frame's bytes), the collector needs of a book only what dedup, the gate
+ * and the splice read: the head fields and the best prices. orjson would build 30 unit
+ * dicts and 120 floats for it, and free them at once.
+ *
+ *   scan_book(raw: bytes) -> dict | None
+ *       The dict codec.parse_data makes of ``raw`` less ``orderbook_units`` and ``spread``
+ *       (the caller adds the spread and checks the timestamp's range), or None when
+ *       ``raw`` is not a book in exactly the form Upbit sends:
+ *
+ *         {"type":"orderbook","code":"<s>","timestamp":<int>,"total_ask_size":<n>,
+ *          "total_bid_size":<n>,"orderbook_units":[{"ask_price":<n>,"bid_price":<n>,
+ *          "ask_size":<n>,"bid_size":<n>},...]<tail>}
+ *
+ *       compact (no whitespace), the last byte the closing brace. ``<s>`` is printable
+ *       ASCII without ``"`` or ``\``; ``<n>`` a JSON number: an integer literal of at most
+ *       18 digits is an int, a literal with a fraction or an exponent a float (correctly
+ *       rounded, by PyOS_string_to_double, as orjson rounds), finite, at most 64 bytes
+ *       long. ``<tail>`` is any number of ``,"key":value`` where a value is a string as
+ *       ``<s>`` without brackets or braces, a number, true, false or null; no key twice,
+ *       and no key or string value that the record sets or that splice_record refuses
+ *       after the units (the head keys, ``market``, the derived ones, anything from
+ *       ``_``). So for every book it accepts, splice_record accepts the frame too.
+ *       ``best_ask_price`` (``best_bid_price``) is the price of the first unit whose ask
+ *       (bid) size is above zero, None when there is none. Never raises but MemoryError.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#define MAX_INT_DIGITS 18   /* |n| < 10**18: any int64, never orjson's uint64 or float */
+#define MAX_NUMBER_LEN 64   /* a fraction without an exponent stays finite */
+
+/* interned keys and frequent values, made once at import */
+static PyObject *s_type, *s_orderbook, *s_market, *s_timestamp, *s_total_ask_size,
+    *s_total_bid_size, *s_best_ask_price, *s_best_bid_price, *s_level, *s_stream_type,
+    *s_realtime, *s_snapshot;
+
+typedef struct {
+    const char *start;
+    const char *end;
+    int is_float;
+    int has_exp;
+    long long ivalue; /* integer literals */
+} Number;
+
+#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+
+/* The JSON number at p, or NULL when there is none (or it is one the scanner refuses). */
+static const char *
+lex_number(const char *p, const char *end, Number *n)
+{
+    const char *s = p;
+    unsigned long long acc = 0;
+    int digits = 0, negative = 0;
+
+    n->start = p;
+    n->is_float = 0;
+    n->has_exp = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
+    if (p >= end)
+        return NULL;
+    if (*p == '0') {
+        p++;
+        digits = 1;
+        if (p < end && IS_DIGIT(*p)) /* a leading zero: not JSON */
+            return NULL;
+    }
+    else if (*p >= '1' && *p <= '9') {
+        while (p < end && IS_DIGIT(*p)) {
+            if (digits < MAX_INT_DIGITS)
+                acc = acc * 10 + (unsigned long long)(*p - '0');
+            digits++;
+            p++;
+        }
+    }
+    else
+        return NULL;
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || !IS_DIGIT(*p))
+            return NULL;
+        while (p < end && IS_DIGIT(*p))
+            p++;
+        n->is_float = 1;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || !IS_DIGIT(*p))
+            return NULL;
+        while (p < end && IS_DIGIT(*p))
+            p++;
+        n->is_float = 1;
+        n->has_exp = 1;
+    }
+    if (p - s > MAX_NUMBER_LEN)
+        return NULL;
+    if (!n->is_float) {
+        if (digits > MAX_INT_DIGITS)
+            return NULL;
+        n->ivalue = negative ? -(long long)acc : (long long)acc;
+    }
+    n->end = p;
+    return p;
+}
+
+/* 1 with *out the number's value, 0 to refuse it (not finite), -1 on an error set. */
+static int
+number_double(const Number *n, double *out)
+{
+    char *stop = NULL;
+    double d;
+
+    if (!n->is_float) {
+        *out = (double)n->ivalue;
+        return 1;
+    }
+    d = PyOS_string_to_double(n->start, &stop, NULL);
+    if (d == -1.0 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_MemoryError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    if (stop != n->end || !isfinite(d))
+        return 0;
+    *out = d;
+    return 1;
+}
+
+/* 1 with *out a new int or float, 0 to refuse, -1 on an error set. */
+static int
+number_object(const Number *n, PyObject **out)
+{
+    double d;
+    int ok;
+
+    if (!n->is_float) {
+        *out = PyLong_FromLongLong(n->ivalue);
+        return *out == NULL ? -1 : 1;
+    }
+    ok = number_double(n, &d);
+    if (ok <= 0)
+        return ok;
+    *out = PyFloat_FromDouble(d);
+    return *out == NULL ? -1 : 1;
+}
+
+/* A string's content after its opening quote at p: returns the closing quote, or NULL.
+ * ``tail``: brackets and braces refused too (splice_record looks for them after the units). */
+static const char *
+lex_string(const char *p, const char *end, int tail)
+{
+    while (p < end) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            return p;
+        if (c < 0x20 || c > 0x7e || c == '\\')
+            return NULL;
+        if (tail && (c == '[' || c == ']' || c == '{' || c == '}'))
+            return NULL;
+        p++;
+    }
+    return NULL;
+}
+
+static int
+same(const char *s, Py_ssize_t len, const char *word)
+{
+    return (size_t)len == strlen(word) && memcmp(s, word, (size_t)len) == 0;
+}
+
+/* A tail key or string value the record sets, or that splice_record refuses after the
+ * units (its _BOOK_TAIL_CLASH); the head keys too (orjson would let a later one win). */
+static int
+clashes(const char *s, Py_ssize_t len)
+{
+    static const char *const words[] = {
+        "type", "code", "timestamp", "total_ask_size", "total_bid_size", "orderbook_units",
+        "market", "best_ask_price", "best_bid_price", "spread", NULL,
+    };
+    if (len > 0 && s[0] == '_')
+        return 1;
+    for (int i = 0; words[i] != NULL; i++)
+        if (same(s, len, words[i]))
+            return 1;
+    return 0;
+}
+
+/* A str of the ASCII text s[0:len], one of the interned ones when it is one. */
+static PyObject *
+ascii_str(const char *s, Py_ssize_t len)
+{
+    PyObject *known = NULL, *str;
+
+    if (same(s, len, "level"))
+        known = s_level;
+    else if (same(s, len, "stream_type"))
+        known = s_stream_type;
+    else if (same(s, len, "REALTIME"))
+        known = s_realtime;
+    else if (same(s, len, "SNAPSHOT"))
+        known = s_snapshot;
+    if (known != NULL) {
+        Py_INCREF(known);
+        return known;
+    }
+    str = PyUnicode_New(len, 127);
+    if (str != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(str), s, (size_t)len);
+    return str;
+}
+
+#define EXPECT(text)                                                                      \
+    do {                                                                                  \
+        size_t n_ = sizeof(text) - 1;                                                     \
+        if ((size_t)(end - p) < n_ || memcmp(p, text, n_) != 0)                           \
+            goto refuse;                                                                  \
+        p += n_;                                                                          \
+    } while (0)
+
+#define NUMBER(into)                                                                      \
+    do {                                                                                  \
+        p = lex_number(p, end, &(into));                                                  \
+        if (p == NULL)                                                                    \
+            goto refuse;                                                                  \
+    } while (0)
+
+/* a unit's number that is not read: still refused when it is not finite */
+#define CHECK_FINITE(num)                                                                 \
+    do {                                                                                  \
+        if ((num).has_exp) {                                                              \
+            ok = number_double(&(num), &value);                                           \
+            if (ok < 0)                                                                   \
+                goto error;                                                               \
+            if (ok == 0)                                                                  \
+                goto refuse;                                                              \
+        }                                                                                 \
+    } while (0)
+
+static PyObject *
+scan_book(PyObject *Py_UNUSED(module), PyObject *raw)
+{
+    const char *p, *end, *q;
+    PyObject *book = NULL, *code = NULL, *ask = NULL, *bid = NULL, *key = NULL, *item = NULL;
+    Number num, ask_price, bid_price, ask_size, bid_size;
+    double value;
+    int ok;
+
+    if (!PyBytes_CheckExact(raw))
+        Py_RETURN_NONE;
+    p = PyBytes_AS_STRING(raw);
+    end = p + PyBytes_GET_SIZE(raw);
+    book = PyDict_New();
+    if (book == NULL)
+        return NULL;
+    if (PyDict_SetItem(book, s_type, s_orderbook) < 0)
+        goto error;
+
+    EXPECT("{\"type\":\"orderbook\",\"code\":\"");
+    q = lex_string(p, end, 0);
+    if (q == NULL)
+        goto refuse;
+    code = PyUnicode_New(q - p, 127);
+    if (code == NULL)
+        goto error;
+    memcpy(PyUnicode_1BYTE_DATA(code), p, (size_t)(q - p));
+    p = q + 1;
+
+    EXPECT(",\"timestamp\":");
+    NUMBER(num);
+    if (num.is_float || *num.start == '-')
+        goto refuse;
+    item = PyLong_FromLongLong(num.ivalue);
+    if (item == NULL || PyDict_SetItem(book, s_timestamp, item) < 0)
+        goto error;
+    Py_CLEAR(item);
+
+    EXPECT(",\"total_ask_size\":");
+    NUMBER(num);
+    ok = number_object(&num, &item);
+    if (ok < 0)
+        goto error;
+    if (ok == 0)
+        goto refuse;
+    if (PyDict_SetItem(book, s_total_ask_size, item) < 0)
+        goto error;
+    Py_CLEAR(item);
+
+    EXPECT(",\"total_bid_size\":");
+    NUMBER(num);
+    ok = number_object(&num, &item);
+    if (ok < 0)
+        goto error;
+    if (ok == 0)
+        goto refuse;
+    if (PyDict_SetItem(book, s_total_bid_size, item) < 0)
+        goto error;
+    Py_CLEAR(item);
+
+    EXPECT(",\"orderbook_units\":[");
+    if (p < end && *p == ']')
+        p++;
+    else {
+        for (;;) {
+            EXPECT("{\"ask_price\":");
+            NUMBER(ask_price);
+            EXPECT(",\"bid_price\":");
+            NUMBER(bid_price);
+            EXPECT(",\"ask_size\":");
+            NUMBER(ask_size);
+            EXPECT(",\"bid_size\":");
+            NUMBER(bid_size);
+            EXPECT("}");
+            if (ask == NULL) {
+                ok = number_double(&ask_size, &value);
+                if (ok < 0)
+                    goto error;
+                if (ok == 0)
+                    goto refuse;
+                if (value > 0) {
+                    ok = number_object(&ask_price, &ask);
+                    if (ok < 0)
+                        goto error;
+                    if (ok == 0)
+                        goto refuse;
+                }
+                else
+                    CHECK_FINITE(ask_price);
+            }
+            else {
+                CHECK_FINITE(ask_price);
+                CHECK_FINITE(ask_size);
+            }
+            if (bid == NULL) {
+                ok = number_double(&bid_size, &value);
+                if (ok < 0)
+                    goto error;
+                if (ok == 0)
+                    goto refuse;
+                if (value > 0) {
+                    ok = number_object(&bid_price, &bid);
+                    if (ok < 0)
+                        goto error;
+                    if (ok == 0)
+                        goto refuse;
+                }
+                else
+                    CHECK_FINITE(bid_price);
+            }
+            else {
+                CHECK_FINITE(bid_price);
+                CHECK_FINITE(bid_size);
+            }
+            if (p < end && *p == ',') {
+                p++;
+                continue;
+            }
+            EXPECT("]");
+            break;
+        }
+    }
+
+    while (p < end && *p == ',') { /* the tail: flat keys after the units */
+        p++;
+        EXPECT("\"");
+        q = lex_string(p, end, 1);
+        if (q == NULL || clashes(p, q - p))
+            goto refuse;
+        key = ascii_str(p, q - p);
+        if (key == NULL)
+            goto error;
+        p = q + 1;
+        EXPECT(":");
+        if (p >= end)
+            goto refuse;
+        if (*p == '"') {
+            p++;
+            q = lex_string(p, end, 1);
+            if (q == NULL || clashes(p, q - p))
+                goto refuse;
+            item = ascii_str(p, q - p);
+            if (item == NULL)
+                goto error;
+            p = q + 1;
+        }
+        else if (*p == 't') {
+            EXPECT("true");
+            item = Py_NewRef(Py_True);
+        }
+        else if (*p == 'f') {
+            EXPECT("false");
+            item = Py_NewRef(Py_False);
+        }
+        else if (*p == 'n') {
+            EXPECT("null");
+            item = Py_NewRef(Py_None);
+        }
+        else {
+            NUMBER(num);
+            ok = number_object(&num, &item);
+            if (ok < 0)
+                goto error;
+            if (ok == 0)
+                goto refuse;
+        }
+        ok = PyDict_Contains(book, key);
+        if (ok < 0)
+            goto error;
+        if (ok)
+            goto refuse; /* a key twice */
+        if (PyDict_SetItem(book, key, item) < 0)
+            goto error;
+        Py_CLEAR(key);
+        Py_CLEAR(item);
+    }
+    EXPECT("}");
+    if (p != end)
+        goto refuse;
+
+    if (PyDict_SetItem(book, s_market, code) < 0
+        || PyDict_SetItem(book, s_best_ask_price, ask != NULL ? ask : Py_None) < 0
+        || PyDict_SetItem(book, s_best_bid_price, bid != NULL ? bid : Py_None) < 0)
+        goto error;
+    Py_DECREF(code);
+    Py_XDECREF(ask);
+    Py_XDECREF(bid);
+    return book;
+
+refuse:
+    Py_XDECREF(book);
+    Py_XDECREF(code);
+    Py_XDECREF(ask);
+    Py_XDECREF(bid);
+    Py_XDECREF(key);
+    Py_XDECREF(item);
+    Py_RETURN_NONE;
+
+error:
+    Py_XDECREF(book);
+    Py_XDECREF(code);
+    Py_XDECREF(ask);
+    Py_XDECREF(bid);
+    Py_XDECREF(key);
+    Py_XDECREF(item);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"scan_book", scan_book, METH_O,
+     "A DEFAULT orderbook frame's parsed dict without units and spread, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_bookscan", "One pass over a DEFAULT orderbook frame.", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+static int
+intern(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__bookscan(void)
+{
+    if (intern(&s_type, "type") < 0 || intern(&s_orderbook, "orderbook") < 0
+        || intern(&s_market, "market") < 0 || intern(&s_timestamp, "timestamp") < 0
+        || intern(&s_total_ask_size, "total_ask_size") < 0
+        || intern(&s_total_bid_size, "total_bid_size") < 0
+        || intern(&s_best_ask_price, "best_ask_price") < 0
+        || intern(&s_best_bid_price, "best_bid_price") < 0 || intern(&s_level, "level") < 0
+        || intern(&s_stream_type, "stream_type") < 0 || intern(&s_realtime, "REALTIME") < 0
+        || intern(&s_snapshot, "SNAPSHOT") < 0)
+        return NULL;
+    return PyModule_Create(&module_def);
+}
