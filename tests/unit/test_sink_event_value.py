@@ -13,7 +13,7 @@ import pytest
 
 from upbitpipe.collector.service import CollectorPlan, CollectorService
 from upbitpipe.config import Settings
-from upbitpipe.sinks.base import SinkEvent, needs_record
+from upbitpipe.sinks.base import SinkEvent, ValueEvent, needs_record
 from upbitpipe.sinks.deadletter import DeadLetterBox
 from upbitpipe.sinks.kafka import KafkaSink, encode_event
 from upbitpipe.sinks.memory import MemorySink
@@ -119,3 +119,31 @@ def test_an_event_needs_its_record_or_its_json() -> None:
         SinkEvent("trade", "KRW-BTC", None, b"")
     event = SinkEvent("trade", "KRW-BTC", None, b"", b'{"a":1}')
     assert event.record == {"a": 1} and event.has_record  # decoded once, then kept
+
+
+def test_an_event_made_with_one_of_its_forms_derives_the_other_once_and_becomes_plain() -> None:
+    record = {"a": 1, "b": [2, 3]}
+    value = orjson.dumps(record)
+    for event in (
+        ValueEvent("trade", "KRW-BTC", b"raw", value),
+        SinkEvent("trade", "KRW-BTC", None, b"raw", value),
+        SinkEvent("trade", "KRW-BTC", record, b"raw"),
+    ):
+        assert isinstance(event, SinkEvent)
+        assert type(event) is not SinkEvent  # a lazy one until the missing form is read
+        assert (event.type, event.market, event.raw) == ("trade", "KRW-BTC", b"raw")
+        assert event.record == record and orjson.loads(event.value) == record
+        assert type(event) is SinkEvent and event.has_record
+        assert event.record is event.record  # derived once, then kept in the slot
+        assert event.value is event.value
+    both = SinkEvent("trade", "KRW-BTC", record, b"raw", value)
+    assert type(both) is SinkEvent
+    assert both == ValueEvent("trade", "KRW-BTC", b"raw", value)
+
+
+def test_the_sinks_hot_loops_read_slots_not_a_getattr_hook() -> None:
+    """The reads of every kind of event are plain slot reads: no class in the family has
+    ``__getattr__`` (it would route every attribute read through a generic slow path)."""
+    for cls in (SinkEvent, ValueEvent, type(SinkEvent("t", "m", {}, b""))):
+        assert not hasattr(cls, "__getattr__")
+        assert cls.__getattribute__ is object.__getattribute__

@@ -59,6 +59,7 @@ from upbitpipe.sinks.base import (
     SOURCE_WEBSOCKET,
     Sink,
     SinkEvent,
+    ValueEvent,
     needs_record,
 )
 from upbitpipe.sinks.deadletter import DeadLetterBox
@@ -233,6 +234,7 @@ class CollectorService:
         keep = self._keep_records
         instance = self.instance_id
         dumps = orjson.dumps
+        value_event = ValueEvent
         counts = dict.fromkeys(EVENT_TYPES, 0)
         duplicates = 0
         last_event_ms = 0
@@ -285,9 +287,10 @@ class CollectorService:
                 data["_collector"] = instance
                 if value is None and encode:
                     value = dumps(data)
-                stage(SinkEvent(kind, market, data if keep else None, raw, value))
+            if keep or value is None:
+                stage(SinkEvent(kind, market, data, raw, value))
             else:  # only bytes are read: the parsed dict goes now, while it is hot
-                stage(SinkEvent(kind, market, None, raw, value))
+                stage(value_event(kind, market, raw, value))
             counts[kind] += 1
             last_event_ms = received_ms
         counters = self.counters

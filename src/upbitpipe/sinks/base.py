@@ -23,11 +23,15 @@ class SinkEvent:
     and kept. The collector encodes each event once, where it is made (for a DEFAULT frame
     by splicing the frame's bytes, :func:`upbitpipe.upbit.codec.splice_record`), and when no
     sink reads records (``needs_record = False`` on every sink, as on the Kafka sink) it
-    keeps only the bytes: the dict is freed at once instead of after the write.
+    keeps only the bytes (:class:`ValueEvent`): the dict is freed at once instead of after
+    the write.
 
-    Both are plain slots, read at the cost of an attribute: the one an event was made
-    without is unset, and the first read of it (``__getattr__``, only called for a missing
-    attribute) derives it and fills the slot.
+    Every attribute is a plain slot, read at the cost of one (CPython specialises the reads
+    of a type without ``__getattr__`` or properties). An event made without one of the two
+    is of a subclass (:class:`ValueEvent`, or the one ``__init__`` picks for a record
+    without its JSON) whose property for the missing one derives it on first read, fills
+    the slot and turns the event into a plain ``SinkEvent``; so the sinks' hot loops read
+    slots whichever kind of event they get.
     """
 
     __slots__ = ("market", "raw", "record", "type", "value")
@@ -55,24 +59,14 @@ class SinkEvent:
             self.record = record
             if value is not None:
                 self.value = value
+            else:
+                self.__class__ = _RecordEvent
         elif value is not None:
             self.value = value
+            self.__class__ = ValueEvent
         else:
             msg = "a SinkEvent needs its record or its JSON value"
             raise ValueError(msg)
-
-    if not TYPE_CHECKING:  # hidden from mypy, which would then allow any attribute
-
-        def __getattr__(self, name: str) -> Any:
-            """The slot the event was made without, derived on first use and kept."""
-            if name == "value":
-                value = self.value = orjson.dumps(_RECORD_SLOT.__get__(self))
-                return value
-            if name == "record":
-                record = self.record = orjson.loads(_VALUE_SLOT.__get__(self))
-                return record
-            msg = f"{type(self).__name__!r} object has no attribute {name!r}"
-            raise AttributeError(msg)
 
     @property
     def has_record(self) -> bool:
@@ -99,9 +93,57 @@ class SinkEvent:
         return f"SinkEvent(type={self.type!r}, market={self.market!r}, record={self.record!r})"
 
 
-# the slots themselves: reading one that is unset raises AttributeError without __getattr__
+# the base's slots, read and set past the subclasses' properties
 _RECORD_SLOT: Any = SinkEvent.__dict__["record"]
 _VALUE_SLOT: Any = SinkEvent.__dict__["value"]
+
+
+class ValueEvent(SinkEvent):
+    """An event made with its JSON only (``SinkEvent(type, market, None, raw, value)`` makes
+    one too, a little slower): what the collector makes when no sink reads records. Its
+    ``record`` is decoded on first read and kept, and the event is a plain
+    :class:`SinkEvent` from then on."""
+
+    __slots__ = ()
+
+    def __init__(self, type: str, market: str, raw: bytes, value: bytes) -> None:
+        self.type = type
+        self.market = market
+        self.raw = raw
+        self.value = value
+
+    if not TYPE_CHECKING:  # to mypy, the base's attribute (always readable)
+
+        @property
+        def record(self) -> dict[str, Any]:
+            record = orjson.loads(self.value)
+            self.record = record
+            return record
+
+        @record.setter
+        def record(self, record: dict[str, Any]) -> None:
+            _RECORD_SLOT.__set__(self, record)
+            self.__class__ = SinkEvent
+
+
+class _RecordEvent(SinkEvent):
+    """An event made with its record only: ``value`` is encoded on first read and kept, and
+    the event is a plain :class:`SinkEvent` from then on."""
+
+    __slots__ = ()
+
+    if not TYPE_CHECKING:
+
+        @property
+        def value(self) -> bytes:
+            value = orjson.dumps(_RECORD_SLOT.__get__(self))
+            self.value = value
+            return value
+
+        @value.setter
+        def value(self, value: bytes) -> None:
+            _VALUE_SLOT.__set__(self, value)
+            self.__class__ = SinkEvent
 
 
 @runtime_checkable
