@@ -6,7 +6,9 @@ Each figure is the median of ``--runs`` passes over ``--frames`` frames, single 
 in CPU time (``time.process_time``) so that other load on the machine distorts it less.
 
 Per type, the data-contract JSON of a DEFAULT event: ``orjson.dumps`` of the record, and
-for books also ``splice_record`` from the frame's bytes (what the collector does for them).
+for books also ``splice_record`` from the frame's bytes (what the collector does for them),
+and a book's parse without its units (``parse_book_lite``, the C scanner a collector whose
+sinks read no records uses) alone and with its splice.
 
 The last rows are the collector's whole per-frame path without the transport: DEFAULT and
 SIMPLE frames of 10 markets through ``CollectorService._on_shard_frames`` in batches of
@@ -14,7 +16,8 @@ SIMPLE frames of 10 markets through ``CollectorService._on_shard_frames`` in bat
 resume bookkeeping, one buffer operation per batch) into a sink runner whose writer drops
 the events and, like the Kafka sink, reads only their JSON (so no record dict is kept), with
 the startup objects frozen as ``collect`` does (``gc.freeze``); and DEFAULT frames once more
-into a sink that, like the lake, reads the record dicts (nothing is encoded).
+into a sink that, like the lake, reads the record dicts (nothing is encoded); and DEFAULT
+frames into the JSON-only sink with the lite book parse turned off (the A/B of the scanner).
 
     .venv/bin/python benchmarks/bench_parse.py
     .venv/bin/python benchmarks/bench_parse.py --frames 50000 --runs 7
@@ -41,7 +44,14 @@ from upbitpipe.config import Settings
 from upbitpipe.replay.market import SyntheticMarket
 from upbitpipe.sinks.base import SinkEvent
 from upbitpipe.sinks.deadletter import DeadLetterBox
-from upbitpipe.upbit.codec import MarketEvent, metadata_suffix, parse_frame, splice_record
+from upbitpipe.upbit.codec import (
+    MarketEvent,
+    metadata_suffix,
+    parse_book_lite,
+    parse_data,
+    parse_frame,
+    splice_record,
+)
 from upbitpipe.upbit.rest import UpbitRestClient
 
 PATH_MARKETS = [f"KRW-M{i:02d}" for i in range(10)]
@@ -115,9 +125,12 @@ class RecordDropSink(DropSink):
         self.count += sum(1 for e in events if e.record)
 
 
-async def _collector_pass(data: list[bytes], batch: int, records: bool = False) -> float:
+async def _collector_pass(
+    data: list[bytes], batch: int, records: bool = False, lite: bool = True
+) -> float:
     """CPU seconds per frame of one pass through a fresh collector service (``records``: into
-    a sink that reads records, else one that reads only the JSON)."""
+    a sink that reads records, else one that reads only the JSON; ``lite`` False: books
+    parsed in full even so)."""
     with tempfile.TemporaryDirectory() as tmp:
         plan = CollectorPlan(PATH_MARKETS, TYPES, [PATH_MARKETS])
         sink = RecordDropSink() if records else DropSink()
@@ -128,6 +141,8 @@ async def _collector_pass(data: list[bytes], batch: int, records: bool = False) 
             UpbitRestClient("http://127.0.0.1:9"),
             DeadLetterBox(Path(tmp)),
         )
+        if not lite:
+            service._lite_books = False
         runner = service.runners[0]
         await runner.start()
         gc.collect()
@@ -150,9 +165,11 @@ async def _collector_pass(data: list[bytes], batch: int, records: bool = False) 
     return elapsed / len(data)
 
 
-def measure_collector(data: list[bytes], runs: int, batch: int, records: bool = False) -> float:
+def measure_collector(
+    data: list[bytes], runs: int, batch: int, records: bool = False, lite: bool = True
+) -> float:
     return statistics.median(
-        asyncio.run(_collector_pass(data, batch, records)) for _ in range(runs)
+        asyncio.run(_collector_pass(data, batch, records, lite)) for _ in range(runs)
     )
 
 
@@ -201,6 +218,24 @@ def main() -> None:
             rows.append(
                 (label, "JSON: splice_record (DEFAULT)", measure(splice, parsed, args.runs), dsize)
             )
+
+            def full_and_splice(raw: bytes, suffix: bytes = suffix) -> object:
+                data = parse_data(raw)
+                assert isinstance(data, dict)
+                return splice_record(raw, "orderbook", data, suffix)
+
+            def lite_and_splice(raw: bytes, suffix: bytes = suffix) -> object:
+                data = parse_book_lite(raw)
+                assert data is not None
+                return splice_record(raw, "orderbook", data, suffix)
+
+            if parse_book_lite(default[0]) is not None:  # the C scanner is built
+                for name, fn in (
+                    ("parse_book_lite DEFAULT (no units)", parse_book_lite),
+                    ("parse_data + splice_record (DEFAULT)", full_and_splice),
+                    ("parse_book_lite + splice_record (DEFAULT)", lite_and_splice),
+                ):
+                    rows.append((label, name, measure(fn, default, args.runs), dsize))
     for fmt in ("DEFAULT", "SIMPLE"):
         path_frames = frames(args.frames, fmt, markets=PATH_MARKETS)
         path_size = statistics.mean(len(f) for f in path_frames)
@@ -210,6 +245,9 @@ def main() -> None:
         if fmt == "DEFAULT":
             seconds = measure_collector(path_frames, args.runs, args.batch, records=True)
             name = f"collector path {fmt}, records, batch {args.batch}"
+            rows.append(("mix, 10 m", name, seconds, path_size))
+            seconds = measure_collector(path_frames, args.runs, args.batch, lite=False)
+            name = f"collector path {fmt}, full books, batch {args.batch}"
             rows.append(("mix, 10 m", name, seconds, path_size))
 
     print(
