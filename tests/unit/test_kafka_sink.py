@@ -461,7 +461,7 @@ def test_partitions_are_those_of_aiokafkas_default_partitioner(tmp_path: Path) -
         partitions = list(range(count))
         for i in range(300):
             key = f"KRW-M{i:03d}".encode()
-            assert sink._partition_of(key, partitions) == DefaultPartitioner()(  # noqa: SLF001
+            assert sink._router.partition_of(key, partitions) == DefaultPartitioner()(  # noqa: SLF001
                 key, partitions, partitions
             )
 

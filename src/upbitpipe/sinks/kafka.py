@@ -40,7 +40,6 @@ from aiokafka.errors import (
     UnsupportedCodecError,
     UnsupportedSaslMechanismError,
 )
-from aiokafka.partitioner import murmur2
 
 from upbitpipe.backoff import Backoff
 from upbitpipe.config import KafkaSettings, reveal
@@ -55,6 +54,7 @@ from upbitpipe.sinks.kafka_batch import (
     send_lane,
 )
 from upbitpipe.sinks.kafka_codec import use_zstd_level_1
+from upbitpipe.sinks.kafka_routes import Routed, Router
 from upbitpipe.sinks.kafka_txn import (
     MARKER_FILE,
     InDoubt,
@@ -150,20 +150,8 @@ async def fence(settings: KafkaSettings, txn_id: str, *, limit_seconds: float = 
 def encode_event(event: SinkEvent, topic: str) -> SpoolRecord:
     """The Kafka record of an event: keyed by market, the value its data-contract JSON
     (encoded once by the collector where the event was made). ``KafkaSink.write`` makes the
-    same as a :data:`Record` tuple."""
+    same as a :data:`Record` tuple (``Router.route``)."""
     return SpoolRecord(topic=topic, key=event.market.encode(), value=event.value)
-
-
-class _Topics(dict[str, str]):
-    """Event type -> topic, each named once (``KafkaSettings.topic``), not per record."""
-
-    def __init__(self, settings: KafkaSettings) -> None:
-        super().__init__()
-        self._name = settings.topic
-
-    def __missing__(self, event_type: str) -> str:
-        topic = self[event_type] = self._name(event_type)
-        return topic
 
 
 def _spooled(records: list[Record]) -> list[SpoolRecord]:
@@ -204,8 +192,7 @@ class KafkaSink:
         self._marker_path = spool_dir / MARKER_FILE
         self._in_doubt: InDoubt | None = None
         self._committing: tuple[InDoubt, list[Record]] | None = None
-        self._topics = _Topics(settings)
-        self._partitions: dict[tuple[bytes, int], int] = {}  # (key, partition count) -> index
+        self._router = Router(settings.topic)
         self._producer: AIOKafkaProducer | None = None
         self._spool: DiskSpool | None = None
         self._lock = asyncio.Lock()
@@ -256,12 +243,11 @@ class KafkaSink:
             self._ensure_drainer()
 
     async def write(self, events: Sequence[SinkEvent]) -> None:
-        topics = self._topics
-        records = [(topics[e.type], e.market.encode(), e.value) for e in events]
-        if not records:
+        if not events:
             return
+        routed = self._router.route(events)  # records, and by partition (kafka_routes)
         self._in_flight = list(events)
-        await self._deliver(records)
+        await self._deliver(routed)
         self._in_flight = []
         await self._linger()
 
@@ -294,15 +280,16 @@ class KafkaSink:
         events, self._in_flight = self._in_flight, []
         return events
 
-    async def _deliver(self, records: list[Record]) -> None:
+    async def _deliver(self, routed: Routed) -> None:
         assert self._spool is not None
+        records = routed.records
         async with self._lock:
             if self._producer is None or len(self._spool):
                 await self._spool_append(records)
                 return
             began = asyncio.get_running_loop().time()
             try:
-                outcome = await self._transact(records)
+                outcome = await self._transact(records, routed=routed)
             except asyncio.CancelledError:
                 self._keep_cancelled_commit()
                 raise
@@ -416,8 +403,11 @@ class KafkaSink:
         self,
         records: list[Record],
         before_commit: Callable[[InDoubt], Awaitable[None]] | None = None,
+        *,
+        routed: Routed | None = None,
     ) -> _Outcome:
-        """Send ``records`` in one transaction and commit it.
+        """Send ``records`` in one transaction and commit it (``routed``: the same records
+        by partition already, for the first round).
 
         Acks and the commit each get ``request_timeout_ms`` (+1 s): aiokafka would otherwise
         keep retrying in memory while the brokers are away, blocking the writer and, through
@@ -441,7 +431,10 @@ class KafkaSink:
             except Exception as exc:  # no producer id (Kafka away), fenced, bad state
                 self._note_error(exc)
                 return _Outcome(retry=pending)
-            sends = await self._send_all(producer, pending, deadline, alone)
+            if routed is None or pending is not records or alone:
+                routed = Routed(pending, None, -1)
+            sends = await self._send_all(producer, routed, deadline, alone)
+            routed = None
             if pending and sends.all_acknowledged(len(pending)):
                 # the usual case: every record went in a batch and every batch was acked
                 last: Any = sends.shipped[-1][0].result()
@@ -524,38 +517,44 @@ class KafkaSink:
     async def _send_all(
         self,
         producer: AIOKafkaProducer,
-        records: list[Record],
+        routed: Routed,
         deadline: float,
         alone: set[int] | frozenset[int] = frozenset(),
     ) -> Sends:
-        """Send ``records`` as one batch per partition (split where a batch is full), and
-        wait for the acknowledgements: each batch sent with its records, the records refused
-        outright (too large to send), and whether sending stopped early.
+        """Send ``routed``'s records as one batch per partition (split where a batch is
+        full), and wait for the acknowledgements: each batch sent with its records, the
+        records refused outright (too large to send), and whether sending stopped early.
 
         Partitions are chosen as aiokafka's default partitioner does (murmur2 of the key
-        over the sorted partitions), so a market keeps its partition, and each partition's
-        records keep their order, except the ``alone`` ones (the records of a batch the
-        broker refused, re-sent one per batch to find the culprit): they go after the
-        others. The records are sorted into their partitions first, then
-        each partition's batch is filled in one go (:func:`kafka_batch.send_lane`). One
+        over the sorted partitions, :class:`kafka_routes.Router`), so a market keeps its
+        partition, and each partition's records keep their order, except the ``alone`` ones
+        (the records of a batch the broker refused, re-sent one per batch to find the
+        culprit): they go after the others. The records come sorted into their partitions
+        already (``write`` routes each event by its type and market) or are sorted here;
+        then each partition's batch is filled in one go (:func:`kafka_batch.send_lane`). One
         ``send_batch`` per batch instead of one ``send`` and future per record. Every record
         gets the time of this call as its Kafka timestamp (CreateTime): one clock read, not
         one per record inside aiokafka.
         """
         stamp = int(time.time() * 1000)
         sends = Sends()
+        router = self._router
         try:
             async with asyncio.timeout(deadline):
+                await router.check(producer, router.topics_of(routed))
+                records = routed.records
                 if alone:
                     singles = [r for r in records if id(r) in alone]
                     records = [r for r in records if id(r) not in alone]
                 else:
                     singles = []
-                lanes = await self._lanes(producer, records)
-                for tp, lane in lanes.items():
+                lanes = router.routed_lanes(routed)
+                if lanes is None:
+                    lanes = list((await router.lanes_of(producer, records)).items())
+                for tp, lane in lanes:
                     await send_lane(producer, tp, lane, stamp, sends)
                 for record in singles:
-                    single = (await self._lanes(producer, [record])).popitem()
+                    single = (await router.lanes_of(producer, [record])).popitem()
                     await send_lane(producer, *single, stamp, sends)
                 if sends.shipped:
                     await asyncio.wait([future for future, _ in sends.shipped])
@@ -566,37 +565,6 @@ class KafkaSink:
             self._note_error(exc)
             sends.stopped = True
         return sends
-
-    async def _lanes(
-        self, producer: AIOKafkaProducer, records: list[Record]
-    ) -> dict[tuple[str, int], list[Record]]:
-        """``records`` by (topic, partition), in order; one partition lookup per (topic, key)."""
-        lanes: dict[tuple[str, int], list[Record]] = {}
-        route: dict[tuple[str, bytes], list[Record]] = {}  # (topic, key) -> its lane
-        partitions: dict[str, list[int]] = {}
-        for record in records:
-            topic, key, _ = record
-            lane = route.get((topic, key))
-            if lane is None:
-                known = partitions.get(topic)
-                if known is None:
-                    known = partitions[topic] = sorted(await producer.partitions_for(topic))
-                tp = (topic, self._partition_of(key, known))
-                lane = lanes.get(tp)
-                if lane is None:
-                    lane = lanes[tp] = []
-                route[topic, key] = lane
-            lane.append(record)
-        return lanes
-
-    def _partition_of(self, key: bytes, partitions: list[int]) -> int:
-        """aiokafka's default partitioner for a keyed record (Java's murmur2), cached."""
-        cached = self._partitions.get((key, len(partitions)))
-        if cached is None:
-            cached = self._partitions[(key, len(partitions))] = (murmur2(key) & 0x7FFFFFFF) % len(
-                partitions
-            )
-        return partitions[cached]
 
     async def _abort(self, producer: AIOKafkaProducer, deadline: float) -> bool:
         """Abort the open transaction; False when that did not work (drop the producer:
