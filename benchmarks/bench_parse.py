@@ -256,12 +256,12 @@ def main() -> None:
     )
     print()
     print(
-        f"| {'frames':<9} | {'case':<42} | {'msgs/s':>10} | {'CPU-µs/msg':>10} | {'frame bytes':>12} |"
+        f"| {'frames':<9} | {'case':<44} | {'msgs/s':>10} | {'CPU-µs/msg':>10} | {'frame bytes':>12} |"
     )
-    print(f"|{'-' * 11}|{'-' * 44}|{'-' * 12}|{'-' * 12}|{'-' * 14}|")
+    print(f"|{'-' * 11}|{'-' * 46}|{'-' * 12}|{'-' * 12}|{'-' * 14}|")
     for label, name, seconds, size in rows:
         print(
-            f"| {label:<9} | {name:<42} | {1 / seconds:>10,.0f} | {seconds * 1e6:>10.2f} | {size:>12.0f} |"
+            f"| {label:<9} | {name:<44} | {1 / seconds:>10,.0f} | {seconds * 1e6:>10.2f} | {size:>12.0f} |"
         )
 
 

@@ -368,6 +368,31 @@ def test_number_spellings(number: bytes, value: float | None) -> None:
 
 
 @kernel
+def test_random_decimals_round_as_orjson_rounds_them() -> None:
+    """The scanner's fast division and its strtod fallback against orjson, bit for bit:
+    short and 17-to-25-digit mantissas, halfway cases, exponents, both signs."""
+    rng = random.Random(7)
+    head = b'{"type":"orderbook","code":"KRW-BTC","timestamp":1795460000000,"total_ask_size":'
+    tail = b',"orderbook_units":[]}'
+    checked = 0
+    for _ in range(20_000):
+        whole = str(rng.randrange(10 ** rng.randrange(1, 18))).encode()
+        fraction = "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 26)))
+        number = b"-" * (rng.random() < 0.2) + whole + b"." + fraction.encode()
+        if rng.random() < 0.2:
+            number += b"e" + str(rng.randrange(-30, 30)).encode()
+        raw = head + number + b',"total_bid_size":' + number + tail
+        lite = parse_book_lite(raw)
+        if lite is None:  # a literal the scanner leaves to orjson (over 64 bytes)
+            assert len(number) > 64
+            continue
+        expected = orjson.loads(number)
+        assert repr(lite["total_ask_size"]) == repr(expected) == repr(lite["total_bid_size"])
+        checked += 1
+    assert checked > 19_000
+
+
+@kernel
 def test_zero_size_units_are_not_levels_and_an_empty_side_has_no_best_price() -> None:
     raw = (
         b'{"type":"orderbook","code":"BTC-ETH","timestamp":1795460000000,"total_ask_size":1.5,'

@@ -18,7 +18,8 @@
  *       compact (no whitespace), the last byte the closing brace. ``<s>`` is printable
  *       ASCII without ``"`` or ``\``; ``<n>`` a JSON number: an integer literal of at most
  *       18 digits is an int, a literal with a fraction or an exponent a float (correctly
- *       rounded, by PyOS_string_to_double, as orjson rounds), finite, at most 64 bytes
+ *       rounded as orjson rounds: by one division when the digits and the power of ten are
+ *       exact doubles, else by PyOS_string_to_double), finite, at most 64 bytes
  *       long. ``<tail>`` is any number of ``,"key":value`` where a value is a string as
  *       ``<s>`` without brackets or braces, a number, true, false or null; no key twice,
  *       and no key or string value that the record sets or that splice_record refuses
@@ -30,7 +31,14 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+
+#if defined(__GNUC__)
+#define INLINE static inline __attribute__((always_inline))
+#else
+#define INLINE static inline
+#endif
 
 #define MAX_INT_DIGITS 18   /* |n| < 10**18: any int64, never orjson's uint64 or float */
 #define MAX_NUMBER_LEN 64   /* a fraction without an exponent stays finite */
@@ -43,52 +51,74 @@ static PyObject *s_type, *s_orderbook, *s_market, *s_timestamp, *s_total_ask_siz
 typedef struct {
     const char *start;
     const char *end;
+    const char *digits; /* the integer part's first digit */
+    const char *point;  /* the '.', or NULL */
     int is_float;
     int has_exp;
-    long long ivalue; /* integer literals */
 } Number;
 
-#define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
+/* the powers of ten a double holds exactly */
+static const double POW10[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+#define MAX_EXACT_MANTISSA (1ULL << 53)
 
-/* The JSON number at p, or NULL when there is none (or it is one the scanner refuses). */
-static const char *
+#define IS_DIGIT(c) ((unsigned char)((c) - '0') < 10)
+
+/* The first byte at or after p that is not an ASCII digit (or end): eight at a time. */
+INLINE const char *
+skip_digits(const char *p, const char *end)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t high = 0xF0F0F0F0F0F0F0F0ULL, threes = 0x3030303030303030ULL;
+    while (end - p >= 8) {
+        uint64_t x, other;
+        memcpy(&x, p, 8);
+        /* a byte is a digit when its high nibble is 3 and adding 6 keeps it so; a carry
+         * out of a byte only follows a byte already flagged (0xFA and up) */
+        other = ((x & high) ^ threes) | (((x + 0x0606060606060606ULL) & high) ^ threes);
+        if (other)
+            return p + (__builtin_ctzll(other) >> 3);
+        p += 8;
+    }
+#endif
+    while (p < end && IS_DIGIT(*p))
+        p++;
+    return p;
+}
+
+/* The JSON number at p, or NULL when there is none (or it is one the scanner refuses).
+ * Only checks its form: most of a book's numbers are never read. */
+static inline const char *
 lex_number(const char *p, const char *end, Number *n)
 {
     const char *s = p;
-    unsigned long long acc = 0;
-    int digits = 0, negative = 0;
 
     n->start = p;
+    n->point = NULL;
     n->is_float = 0;
     n->has_exp = 0;
-    if (p < end && *p == '-') {
-        negative = 1;
+    if (p < end && *p == '-')
         p++;
-    }
+    n->digits = p;
     if (p >= end)
         return NULL;
     if (*p == '0') {
         p++;
-        digits = 1;
         if (p < end && IS_DIGIT(*p)) /* a leading zero: not JSON */
             return NULL;
     }
-    else if (*p >= '1' && *p <= '9') {
-        while (p < end && IS_DIGIT(*p)) {
-            if (digits < MAX_INT_DIGITS)
-                acc = acc * 10 + (unsigned long long)(*p - '0');
-            digits++;
-            p++;
-        }
-    }
+    else if (IS_DIGIT(*p))
+        p = skip_digits(p + 1, end);
     else
         return NULL;
     if (p < end && *p == '.') {
+        n->point = p;
         p++;
         if (p >= end || !IS_DIGIT(*p))
             return NULL;
-        while (p < end && IS_DIGIT(*p))
-            p++;
+        p = skip_digits(p + 1, end);
         n->is_float = 1;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
@@ -102,15 +132,20 @@ lex_number(const char *p, const char *end, Number *n)
         n->is_float = 1;
         n->has_exp = 1;
     }
-    if (p - s > MAX_NUMBER_LEN)
+    if (p - s > MAX_NUMBER_LEN || (!n->is_float && p - n->digits > MAX_INT_DIGITS))
         return NULL;
-    if (!n->is_float) {
-        if (digits > MAX_INT_DIGITS)
-            return NULL;
-        n->ivalue = negative ? -(long long)acc : (long long)acc;
-    }
     n->end = p;
     return p;
+}
+
+/* An integer literal's value (at most MAX_INT_DIGITS digits: no overflow). */
+static long long
+number_int(const Number *n)
+{
+    long long value = 0;
+    for (const char *p = n->digits; p < n->end; p++)
+        value = value * 10 + (*p - '0');
+    return n->digits != n->start ? -value : value;
 }
 
 /* 1 with *out the number's value, 0 to refuse it (not finite), -1 on an error set. */
@@ -121,8 +156,21 @@ number_double(const Number *n, double *out)
     double d;
 
     if (!n->is_float) {
-        *out = (double)n->ivalue;
+        *out = (double)number_int(n);
         return 1;
+    }
+    if (!n->has_exp && n->end - n->digits <= MAX_INT_DIGITS + 1 && n->end - n->point <= 23) {
+        /* Clinger's fast path: an exact mantissa over an exact power of ten is one
+         * correctly rounded division, the value strtod would give */
+        unsigned long long mantissa = 0;
+        for (const char *p = n->digits; p < n->end; p++)
+            if (p != n->point)
+                mantissa = mantissa * 10 + (unsigned long long)(*p - '0');
+        if (mantissa <= MAX_EXACT_MANTISSA) {
+            d = (double)mantissa / POW10[n->end - n->point - 1];
+            *out = n->digits != n->start ? -d : d;
+            return 1;
+        }
     }
     d = PyOS_string_to_double(n->start, &stop, NULL);
     if (d == -1.0 && PyErr_Occurred()) {
@@ -145,7 +193,7 @@ number_object(const Number *n, PyObject **out)
     int ok;
 
     if (!n->is_float) {
-        *out = PyLong_FromLongLong(n->ivalue);
+        *out = PyLong_FromLongLong(number_int(n));
         return *out == NULL ? -1 : 1;
     }
     ok = number_double(n, &d);
@@ -173,27 +221,30 @@ lex_string(const char *p, const char *end, int tail)
     return NULL;
 }
 
-static int
-same(const char *s, Py_ssize_t len, const char *word)
-{
-    return (size_t)len == strlen(word) && memcmp(s, word, (size_t)len) == 0;
-}
+#define SAME(s, len, word) ((size_t)(len) == sizeof(word) - 1 && memcmp(s, word, (size_t)(len)) == 0)
 
 /* A tail key or string value the record sets, or that splice_record refuses after the
  * units (its _BOOK_TAIL_CLASH); the head keys too (orjson would let a later one win). */
 static int
 clashes(const char *s, Py_ssize_t len)
 {
-    static const char *const words[] = {
-        "type", "code", "timestamp", "total_ask_size", "total_bid_size", "orderbook_units",
-        "market", "best_ask_price", "best_bid_price", "spread", NULL,
-    };
     if (len > 0 && s[0] == '_')
         return 1;
-    for (int i = 0; words[i] != NULL; i++)
-        if (same(s, len, words[i]))
-            return 1;
-    return 0;
+    switch (len) {
+    case 4:
+        return SAME(s, len, "type") || SAME(s, len, "code");
+    case 6:
+        return SAME(s, len, "market") || SAME(s, len, "spread");
+    case 9:
+        return SAME(s, len, "timestamp");
+    case 14:
+        return SAME(s, len, "total_ask_size") || SAME(s, len, "total_bid_size")
+            || SAME(s, len, "best_ask_price") || SAME(s, len, "best_bid_price");
+    case 15:
+        return SAME(s, len, "orderbook_units");
+    default:
+        return 0;
+    }
 }
 
 /* A str of the ASCII text s[0:len], one of the interned ones when it is one. */
@@ -202,13 +253,13 @@ ascii_str(const char *s, Py_ssize_t len)
 {
     PyObject *known = NULL, *str;
 
-    if (same(s, len, "level"))
+    if (SAME(s, len, "level"))
         known = s_level;
-    else if (same(s, len, "stream_type"))
+    else if (SAME(s, len, "stream_type"))
         known = s_stream_type;
-    else if (same(s, len, "REALTIME"))
+    else if (SAME(s, len, "REALTIME"))
         known = s_realtime;
-    else if (same(s, len, "SNAPSHOT"))
+    else if (SAME(s, len, "SNAPSHOT"))
         known = s_snapshot;
     if (known != NULL) {
         Py_INCREF(known);
@@ -220,10 +271,42 @@ ascii_str(const char *s, Py_ssize_t len)
     return str;
 }
 
+/* p[0:n] == text[0:n], eight bytes at a time; inlined with a constant text the compiler
+ * makes the text's words immediates (a memcmp call costs more) */
+INLINE int
+starts(const char *p, const char *text, size_t n)
+{
+    uint64_t a, b;
+    uint32_t c, d;
+
+    while (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, text, 8);
+        if (a != b)
+            return 0;
+        p += 8;
+        text += 8;
+        n -= 8;
+    }
+    if (n >= 4) {
+        memcpy(&c, p, 4);
+        memcpy(&d, text, 4);
+        if (c != d)
+            return 0;
+        p += 4;
+        text += 4;
+        n -= 4;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != text[i])
+            return 0;
+    return 1;
+}
+
 #define EXPECT(text)                                                                      \
     do {                                                                                  \
         size_t n_ = sizeof(text) - 1;                                                     \
-        if ((size_t)(end - p) < n_ || memcmp(p, text, n_) != 0)                           \
+        if ((size_t)(end - p) < n_ || !starts(p, text, n_))                               \
             goto refuse;                                                                  \
         p += n_;                                                                          \
     } while (0)
@@ -280,7 +363,7 @@ scan_book(PyObject *Py_UNUSED(module), PyObject *raw)
     NUMBER(num);
     if (num.is_float || *num.start == '-')
         goto refuse;
-    item = PyLong_FromLongLong(num.ivalue);
+    item = PyLong_FromLongLong(number_int(&num));
     if (item == NULL || PyDict_SetItem(book, s_timestamp, item) < 0)
         goto error;
     Py_CLEAR(item);
