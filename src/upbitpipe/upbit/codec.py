@@ -594,8 +594,8 @@ def parse_book_lite(raw: bytes) -> dict[str, Any] | None:
     (tests/unit/test_bookscan.py), and :func:`splice_record` never refuses it.
     """
     scan = BOOK_SCANNER
-    if scan is None:
-        return None
+    if scan is None or not raw.startswith(_BOOK_PREFIX) or raw[-1] != 0x7D:
+        return None  # (the scanner checks both too: all splice_record needs of this book)
     data: dict[str, Any] | None = scan(raw)
     if data is None:
         return None
