@@ -158,8 +158,9 @@ class CollectorService:
         # the dicts only when a sink reads records
         self._keep_records = any(needs_record(sink) for sink in sinks)
         self._encode = not all(needs_record(sink) for sink in sinks)
-        # nothing reads a book's units when no sink reads records (Kafka alone: its value
-        # is spliced from the frame): parse books without them (FrameGate.parse_data_lite)
+        # nothing reads a book's units, nor most of a ticker's or trade's fields, when no
+        # sink reads records (Kafka alone: its value is spliced from the frame): parse
+        # DEFAULT frames without them (FrameGate.parse_data_lite)
         self._lite_books = (
             not self._keep_records and BOOK_SCANNER is not None and not pure_python_requested()
         )
@@ -220,7 +221,8 @@ class CollectorService:
         :class:`SinkEvent`. :meth:`_stage_backfilled` is the same for one REST-backfilled trade."""
         market_data = False
         rejected: list[tuple[str, str, bytes]] | None = None
-        parse = self.gate.parse_data_lite if self._lite_books else self.gate.parse_data
+        lite = self._lite_books
+        parse = self.gate.parse_data_lite if lite else self.gate.parse_data
         dedup = self.dedup
         dedup.expire()
         is_new = dedup.add
@@ -276,7 +278,8 @@ class CollectorService:
                     # the snapshot trade a new subscription starts with, in Kafka already
                     self._staged_not_kafka.add(len(staged))
             value: bytes | None = None
-            if encode and kind == "orderbook":  # only books are spliced (splice_record)
+            # books are spliced, and the lite tickers and trades (never dumped: splice_record)
+            if encode and (lite or kind == "orderbook"):
                 if received_ms != self._suffix_ms:  # a batch's frames share their time
                     self._suffix_ms = received_ms
                     self._suffix = metadata_suffix(received_ms, SOURCE_WEBSOCKET, instance)

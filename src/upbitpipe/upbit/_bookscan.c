@@ -1,5 +1,6 @@
-/* One pass over a DEFAULT-format orderbook frame without building its units (optional;
- * upbitpipe.upbit.codec.parse_book_lite is the interface).
+/* One pass over a DEFAULT-format orderbook frame without building its units, and over a
+ * ticker or trade frame without building the fields nobody reads (optional;
+ * upbitpipe.upbit.codec.parse_book_lite and parse_flat_lite are the interface).
  *
  * Python C-API only. When no sink reads a book's units (the Kafka sink alone: its value is
  * spliced from the frame's bytes), the collector needs of a book only what dedup, the gate
@@ -27,6 +28,22 @@
  *       ``_``). So for every book it accepts, splice_record accepts the frame too.
  *       ``best_ask_price`` (``best_bid_price``) is the price of the first unit whose ask
  *       (bid) size is above zero, None when there is none. Never raises but MemoryError.
+ *
+ *   scan_flat(raw: bytes) -> dict | None
+ *       ``type``, ``market`` and the fields of the dict codec.parse_data makes of ``raw``
+ *       that a collector whose sinks read no records reads (the gate, dedup, the resume
+ *       point, the trade and ticker checks: see wanted_key), those present, or None when
+ *       ``raw`` is not a ticker or trade in the flat form Upbit sends:
+ *
+ *         {"type":"trade"|"ticker","code":"<s>"<tail>}
+ *
+ *       compact, the last byte the closing brace, ``<tail>`` at most 64 ``,"key":value``
+ *       with values as in a book's tail (strings ``<s>``: brackets allowed, nothing is
+ *       searched for in them), no key twice and none of ``type``, ``code``, ``market`` or
+ *       one from ``_``. No value is checked beyond its JSON form (numbers as above, also
+ *       those not read): the caller runs parse_data's checks on what it returns. So
+ *       orjson reads the frame as the same flat object, and the record is the frame with
+ *       its one ``code`` key renamed (codec.splice_record). Never raises but MemoryError.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -46,7 +63,9 @@
 /* interned keys and frequent values, made once at import */
 static PyObject *s_type, *s_orderbook, *s_market, *s_timestamp, *s_total_ask_size,
     *s_total_bid_size, *s_best_ask_price, *s_best_bid_price, *s_level, *s_stream_type,
-    *s_realtime, *s_snapshot;
+    *s_realtime, *s_snapshot, *s_trade, *s_ticker, *s_sequential_id, *s_trade_timestamp,
+    *s_trade_price, *s_trade_volume, *s_acc_trade_volume, *s_prev_closing_price,
+    *s_change_price, *s_best_ask_size, *s_best_bid_size;
 
 typedef struct {
     const char *start;
@@ -538,14 +557,224 @@ error:
     return NULL;
 }
 
+/* -- flat frames: DEFAULT tickers and trades ---------------------------------------------- */
+
+#define MAX_FLAT_KEYS 64 /* Upbit's ticker has 35 */
+#define KEY_SLOTS 128    /* a power of two, at least twice MAX_FLAT_KEYS */
+
+/* A key seen, as its offset from the frame's start (never 0) and its length. */
+typedef struct {
+    uint32_t offset;
+    uint32_t len;
+} KeySlot;
+
+/* A cheap hash of a key: its length and its first and last eight bytes (or fewer). */
+static inline uint64_t
+key_hash(const char *s, size_t len)
+{
+    uint64_t a = 0, b = 0;
+
+    if (len >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + len - 8, 8);
+    }
+    else
+        memcpy(&a, s, len);
+    a = (a ^ (uint64_t)len) * 0x9E3779B97F4A7C15ULL;
+    b = (b + (a >> 29)) * 0xC2B2AE3D27D4EB4FULL;
+    return (a ^ b) ^ ((a ^ b) >> 32);
+}
+
+/* 1 when the key s[0:len] is new in ``slots`` (and now remembered), 0 when it is there. */
+static int
+remember_key(KeySlot *slots, const char *base, const char *s, size_t len)
+{
+    size_t i = (size_t)key_hash(s, len) & (KEY_SLOTS - 1);
+
+    while (slots[i].offset != 0) {
+        if (slots[i].len == len && memcmp(base + slots[i].offset, s, len) == 0)
+            return 0;
+        i = (i + 1) & (KEY_SLOTS - 1);
+    }
+    slots[i].offset = (uint32_t)(s - base);
+    slots[i].len = (uint32_t)len;
+    return 1;
+}
+
+/* The interned key when s[0:len] is one of the fields read of a trade (``trade``) or a
+ * ticker; NULL for any other key (its value is checked, not built). */
+static PyObject *
+wanted_key(const char *s, size_t len, int trade)
+{
+    switch (len) {
+    case 9:
+        return SAME(s, len, "timestamp") ? s_timestamp : NULL;
+    case 11:
+        return SAME(s, len, "trade_price") ? s_trade_price : NULL;
+    case 15:
+        return SAME(s, len, "trade_timestamp") ? s_trade_timestamp : NULL;
+    case 16:
+        return !trade && SAME(s, len, "acc_trade_volume") ? s_acc_trade_volume : NULL;
+    }
+    if (!trade)
+        return NULL;
+    switch (len) {
+    case 12:
+        if (SAME(s, len, "trade_volume"))
+            return s_trade_volume;
+        return SAME(s, len, "change_price") ? s_change_price : NULL;
+    case 13:
+        if (SAME(s, len, "sequential_id"))
+            return s_sequential_id;
+        if (SAME(s, len, "best_ask_size"))
+            return s_best_ask_size;
+        return SAME(s, len, "best_bid_size") ? s_best_bid_size : NULL;
+    case 14:
+        if (SAME(s, len, "best_ask_price"))
+            return s_best_ask_price;
+        return SAME(s, len, "best_bid_price") ? s_best_bid_price : NULL;
+    case 18:
+        return SAME(s, len, "prev_closing_price") ? s_prev_closing_price : NULL;
+    default:
+        return NULL;
+    }
+}
+
+static PyObject *
+scan_flat(PyObject *Py_UNUSED(module), PyObject *raw)
+{
+    const char *p, *end, *q, *base;
+    PyObject *data = NULL, *code = NULL, *key, *item = NULL;
+    KeySlot slots[KEY_SLOTS];
+    Number num;
+    double value;
+    int ok, trade, keys = 0;
+
+    if (!PyBytes_CheckExact(raw) || PyBytes_GET_SIZE(raw) >= (Py_ssize_t)UINT32_MAX)
+        Py_RETURN_NONE;
+    base = p = PyBytes_AS_STRING(raw);
+    end = p + PyBytes_GET_SIZE(raw);
+    memset(slots, 0, sizeof(slots));
+    data = PyDict_New();
+    if (data == NULL)
+        return NULL;
+
+    EXPECT("{\"type\":\"t");
+    if ((size_t)(end - p) >= 5 && starts(p, "rade\"", 5)) {
+        trade = 1;
+        p += 5;
+    }
+    else {
+        EXPECT("icker\"");
+        trade = 0;
+    }
+    EXPECT(",\"code\":\"");
+    q = lex_string(p, end, 0);
+    if (q == NULL)
+        goto refuse;
+    code = PyUnicode_New(q - p, 127);
+    if (code == NULL)
+        goto error;
+    memcpy(PyUnicode_1BYTE_DATA(code), p, (size_t)(q - p));
+    p = q + 1;
+    if (PyDict_SetItem(data, s_type, trade ? s_trade : s_ticker) < 0
+        || PyDict_SetItem(data, s_market, code) < 0)
+        goto error;
+    Py_CLEAR(code);
+
+    while (p < end && *p == ',') {
+        p++;
+        EXPECT("\"");
+        q = lex_string(p, end, 0);
+        if (q == NULL || ++keys > MAX_FLAT_KEYS)
+            goto refuse;
+        /* the keys the record sets or renames: the full parse decides */
+        if ((q > p && *p == '_') || SAME(p, q - p, "type") || SAME(p, q - p, "code")
+            || SAME(p, q - p, "market"))
+            goto refuse;
+        if (!remember_key(slots, base, p, (size_t)(q - p)))
+            goto refuse; /* a key twice: orjson keeps the last one */
+        key = wanted_key(p, (size_t)(q - p), trade);
+        p = q + 1;
+        EXPECT(":");
+        if (p >= end)
+            goto refuse;
+        switch (*p) {
+        case '"':
+            q = lex_string(p + 1, end, 0);
+            if (q == NULL)
+                goto refuse;
+            if (key != NULL) {
+                item = PyUnicode_New(q - p - 1, 127);
+                if (item == NULL)
+                    goto error;
+                memcpy(PyUnicode_1BYTE_DATA(item), p + 1, (size_t)(q - p - 1));
+            }
+            p = q + 1;
+            break;
+        case 't':
+            EXPECT("true");
+            item = key != NULL ? Py_NewRef(Py_True) : NULL;
+            break;
+        case 'f':
+            EXPECT("false");
+            item = key != NULL ? Py_NewRef(Py_False) : NULL;
+            break;
+        case 'n':
+            EXPECT("null");
+            item = key != NULL ? Py_NewRef(Py_None) : NULL;
+            break;
+        default:
+            NUMBER(num);
+            if (key != NULL) {
+                ok = number_object(&num, &item);
+                if (ok < 0)
+                    goto error;
+                if (ok == 0)
+                    goto refuse;
+            }
+            else if (num.has_exp) { /* not read, but refused when it is not finite */
+                ok = number_double(&num, &value);
+                if (ok < 0)
+                    goto error;
+                if (ok == 0)
+                    goto refuse;
+            }
+        }
+        if (item != NULL) {
+            if (PyDict_SetItem(data, key, item) < 0)
+                goto error;
+            Py_CLEAR(item);
+        }
+    }
+    EXPECT("}");
+    if (p != end)
+        goto refuse;
+    return data;
+
+refuse:
+    Py_XDECREF(data);
+    Py_XDECREF(code);
+    Py_XDECREF(item);
+    Py_RETURN_NONE;
+
+error:
+    Py_XDECREF(data);
+    Py_XDECREF(code);
+    Py_XDECREF(item);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"scan_book", scan_book, METH_O,
      "A DEFAULT orderbook frame's parsed dict without units and spread, or None."},
+    {"scan_flat", scan_flat, METH_O,
+     "The fields of a DEFAULT ticker or trade frame the collector reads, or None."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_bookscan", "One pass over a DEFAULT orderbook frame.", -1,
+    PyModuleDef_HEAD_INIT, "_bookscan", "One pass over a DEFAULT orderbook, ticker or trade frame.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 
@@ -566,7 +795,16 @@ PyInit__bookscan(void)
         || intern(&s_best_ask_price, "best_ask_price") < 0
         || intern(&s_best_bid_price, "best_bid_price") < 0 || intern(&s_level, "level") < 0
         || intern(&s_stream_type, "stream_type") < 0 || intern(&s_realtime, "REALTIME") < 0
-        || intern(&s_snapshot, "SNAPSHOT") < 0)
+        || intern(&s_snapshot, "SNAPSHOT") < 0 || intern(&s_trade, "trade") < 0
+        || intern(&s_ticker, "ticker") < 0 || intern(&s_sequential_id, "sequential_id") < 0
+        || intern(&s_trade_timestamp, "trade_timestamp") < 0
+        || intern(&s_trade_price, "trade_price") < 0
+        || intern(&s_trade_volume, "trade_volume") < 0
+        || intern(&s_acc_trade_volume, "acc_trade_volume") < 0
+        || intern(&s_prev_closing_price, "prev_closing_price") < 0
+        || intern(&s_change_price, "change_price") < 0
+        || intern(&s_best_ask_size, "best_ask_size") < 0
+        || intern(&s_best_bid_size, "best_bid_size") < 0)
         return NULL;
     return PyModule_Create(&module_def);
 }

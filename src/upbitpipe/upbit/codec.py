@@ -49,6 +49,7 @@ __all__ = [
     "metadata_suffix",
     "parse_book_lite",
     "parse_data",
+    "parse_flat_lite",
     "parse_frame",
     "splice_record",
     "subscribe_request",
@@ -455,9 +456,12 @@ def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) ->
     closing brace: ``orjson.loads`` of it equals the record. Key order and number spelling
     are the exchange's, which no reader depends on.
 
-    Only books: a trade or ticker is a flat dict that ``orjson.dumps`` encodes faster than
-    a splice could prove it safe (benchmarks/README.md, "Kafka values spliced"); a book's
-    30 unit dicts are what makes encoding it dear.
+    Books, and the tickers and trades of :func:`parse_flat_lite` (whose scanner proved
+    them flat: the record is the frame with its ``"code"`` key renamed ``"market"`` and the
+    metadata appended). A trade or ticker the full parse read is never spliced: it is a
+    flat dict that ``orjson.dumps`` encodes faster than a splice could prove it safe
+    (benchmarks/README.md, "Kafka values spliced"); a book's 30 unit dicts are what makes
+    encoding it dear.
 
     The shape, checked on the bytes: the frame starts ``{"type":"orderbook","code":"`` (as
     Upbit sends it, so that ``code`` key is the top-level one), goes on with ``timestamp``,
@@ -468,7 +472,12 @@ def splice_record(raw: bytes, kind: str, data: dict[str, Any], suffix: bytes) ->
     totals). A book without units is :func:`parse_book_lite`'s, whose scanner proved all
     that: it is spliced without checking again.
     """
-    if kind != "orderbook" or not raw.startswith(_BOOK_PREFIX) or raw[-1] != 0x7D:
+    if kind != "orderbook":
+        if data.get(_LITE_KEY) is _LITE:  # parse_flat_lite's: the scanner proved the shape
+            start = _TICKER_CODE if kind == "ticker" else _TRADE_CODE
+            return b"".join((raw[:start], b'"market"', raw[start + 6 : -1], suffix))
+        return None
+    if not raw.startswith(_BOOK_PREFIX) or raw[-1] != 0x7D:
         return None
     if "orderbook_units" not in data:  # parse_book_lite's: the scanner proved the shape
         return _splice(raw, data, suffix)
@@ -580,6 +589,30 @@ def _load_book_scanner() -> Callable[[bytes], Any] | None:
 BOOK_SCANNER: Final = _load_book_scanner()
 
 
+def _load_flat_scanner() -> Callable[[bytes], Any] | None:
+    """The C scanner of DEFAULT tickers and trades (``_bookscan.c``), or None."""
+    try:
+        module = importlib.import_module("upbitpipe.upbit._bookscan")
+    except ImportError:
+        return None
+    scan: Callable[[bytes], Any] | None = getattr(module, "scan_flat", None)
+    return scan
+
+
+#: ``_bookscan.scan_flat``, or None (pure Python: :func:`parse_flat_lite` always says None)
+FLAT_SCANNER: Final = _load_flat_scanner()
+
+# A lite ticker or trade carries this object under this key: no parsed frame can (orjson
+# makes no such object), splice_record splices only what carries it, and orjson.dumps
+# refuses it, so a dict without all the frame's fields can never become a record.
+_LITE_KEY: Final = "_lite"
+_LITE: Final[Any] = object()
+_TRADE_PREFIX: Final = b'{"type":"trade","code":"'
+_TICKER_PREFIX: Final = b'{"type":"ticker","code":"'
+_TRADE_CODE: Final = 16  # where the "code" key starts in a trade or ticker frame
+_TICKER_CODE: Final = 17
+
+
 def parse_book_lite(raw: bytes) -> dict[str, Any] | None:
     """:func:`parse_data` of a DEFAULT orderbook frame without ``orderbook_units``, or None.
 
@@ -605,6 +638,51 @@ def parse_book_lite(raw: bytes) -> dict[str, Any] | None:
     ask = data["best_ask_price"]
     bid = data["best_bid_price"]
     data["spread"] = None if ask is None or bid is None else _spread(ask - bid)
+    return data
+
+
+def parse_flat_lite(raw: bytes) -> dict[str, Any] | None:
+    """:func:`parse_data` of a DEFAULT ticker or trade frame, only the fields a collector
+    whose sinks read no records reads, or None.
+
+    Such a collector's Kafka value is the frame with ``code`` renamed (spliced by
+    :func:`splice_record`), and the gate, dedup and the resume point read ``type``,
+    ``market``, ``timestamp`` and a few more (``_bookscan.c``'s ``wanted_key``): the ~30
+    other values a full parse builds, and serialising them again, are work for nobody.
+    The C scanner reads the frame in the flat form Upbit sends; the checks are the full
+    parse's (:func:`trade_problem` with the frame's time, the ticker's). None for
+    anything else, for any check that fails and always without the scanner: the caller
+    then runs :func:`parse_data`, which decides (and names the fault). What it returns
+    equals :func:`parse_data`'s dict restricted to its keys, with the same types, plus a
+    marker that makes :func:`splice_record` splice it and ``orjson.dumps`` refuse it
+    (tests/unit/test_flatscan.py).
+    """
+    scan = FLAT_SCANNER
+    if scan is None or raw[-1:] != b"}":
+        return None
+    if not (raw.startswith(_TRADE_PREFIX) or raw.startswith(_TICKER_PREFIX)):
+        return None  # (the scanner checks both too: all splice_record needs of the frame)
+    data: dict[str, Any] | None = scan(raw)
+    if data is None:
+        return None
+    get = data.get
+    stamp = get("timestamp")
+    if type(stamp) is not int or not MIN_EPOCH_MS <= stamp < MAX_EPOCH_MS:
+        return None
+    if data["type"] == "trade":
+        if trade_problem(data, stamp) is not None:
+            return None
+    else:
+        if type(get("acc_trade_volume")) not in _NUMBER:
+            return None
+        if type(get("trade_price")) not in _OPTIONAL_NUMBER:
+            return None
+        traded = get("trade_timestamp")
+        if traded is not None and (
+            type(traded) is not int or not MIN_EPOCH_MS <= traded < MAX_EPOCH_MS
+        ):
+            return None
+    data[_LITE_KEY] = _LITE
     return data
 
 

@@ -32,6 +32,7 @@ from upbitpipe.upbit.codec import (
     StatusFrame,
     parse_book_lite,
     parse_data,
+    parse_flat_lite,
     trade_problem,
 )
 
@@ -44,6 +45,7 @@ KIND_UNSUBSCRIBED = "unsubscribed_market"
 KIND_IMPLAUSIBLE = "implausible_time"
 
 _BOOK_START: Final = b'{"type":"orderbook",'  # a DEFAULT book as Upbit sends it
+_FLAT_START: Final = b'{"type":"t'  # a DEFAULT ticker or trade
 
 
 class RejectedEventError(MalformedFrameError):
@@ -135,10 +137,17 @@ class FrameGate:
     def parse_data_lite(
         self, raw: bytes, received_ms: int | None = None
     ) -> dict[str, Any] | StatusFrame | ErrorFrame:
-        """:meth:`parse_data`, but a DEFAULT book comes without ``orderbook_units`` when
-        the C scanner reads it (:func:`parse_book_lite`): for a collector whose sinks read
-        no records. Same checks, same errors."""
-        parsed = parse_book_lite(raw) if raw.startswith(_BOOK_START) else None
+        """:meth:`parse_data`, but a DEFAULT book comes without ``orderbook_units``, and a
+        DEFAULT ticker or trade with only the fields the collector reads, when the C
+        scanner reads it (:func:`parse_book_lite`, :func:`parse_flat_lite`): for a collector
+        whose sinks read no records (its Kafka values are spliced from the frames). Same
+        checks, same errors."""
+        if raw.startswith(_FLAT_START):
+            parsed = parse_flat_lite(raw)
+        elif raw.startswith(_BOOK_START):
+            parsed = parse_book_lite(raw)
+        else:
+            parsed = None
         if parsed is None:
             return self.parse_data(raw, received_ms)
         self._check(parsed, raw, received_ms)
