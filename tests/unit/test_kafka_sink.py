@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.errors import ConcurrentTransactions, KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer import sender as aiokafka_sender
 from aiokafka.structs import RecordMetadata, TopicPartition
 
@@ -406,6 +407,33 @@ async def test_one_batch_per_partition_and_a_market_keeps_its_partition(
     assert sink.stats()["sent"] == 48
 
 
+async def test_a_topic_that_gains_partitions_is_routed_by_its_new_count(
+    tmp_path: Path, broker: FakeBroker
+) -> None:
+    """Writes after the first take their routes from a cache; a topic that gains partitions
+    (an operator's ``kafka-topics --alter``) must make the next write route every market
+    as aiokafka's partitioner does over the new count, not keep the old partitions."""
+    count = {"n": 3}
+
+    class Growing(FakeProducer):
+        async def partitions_for(self, topic: str) -> set[int]:
+            return set(range(count["n"]))
+
+    sink = _sink(tmp_path, broker, producer=Growing)
+    await sink.open()
+    await sink.write(_events(30))
+    await sink.write(_events(30, 30))  # routed from the cache
+    count["n"] = 7
+    broker.partition_of = {}
+    await sink.write(_events(30, 60))
+    await sink.close()
+    assert _ids(broker.committed) == list(range(90))
+    partitions = list(range(7))
+    assert broker.partition_of.keys() == {m.encode() for m in MARKETS}
+    for key, partition in broker.partition_of.items():
+        assert partition == DefaultPartitioner()(key, partitions, partitions), key
+
+
 async def test_aiokafkas_own_batches_carry_every_record_in_order_per_partition(
     tmp_path: Path, broker: FakeBroker
 ) -> None:
@@ -454,8 +482,6 @@ def test_spool_head_position_moves_with_every_ack(tmp_path: Path) -> None:
 
 
 def test_partitions_are_those_of_aiokafkas_default_partitioner(tmp_path: Path) -> None:
-    from aiokafka.partitioner import DefaultPartitioner
-
     sink = KafkaSink(KafkaSettings(), tmp_path, DeadLetterBox(tmp_path / "dead"))
     for count in (1, 3, 7):
         partitions = list(range(count))

@@ -147,3 +147,20 @@ def test_the_sinks_hot_loops_read_slots_not_a_getattr_hook() -> None:
     for cls in (SinkEvent, ValueEvent, type(SinkEvent("t", "m", {}, b""))):
         assert not hasattr(cls, "__getattr__")
         assert cls.__getattribute__ is object.__getattribute__
+
+
+def test_a_subclass_of_its_own_gets_the_missing_form_at_once() -> None:
+    """A subclass with its own layout cannot become one of the lazy classes: it derives
+    the form it was made without when it is made, and reads like any event."""
+
+    class Tagged(SinkEvent):
+        __slots__ = ("tag",)
+
+    record = {"a": 1}
+    value = orjson.dumps(record)
+    from_record = Tagged("trade", "KRW-BTC", record, b"raw")
+    from_value = Tagged("trade", "KRW-BTC", None, b"raw", value)
+    for event in (from_record, from_value):
+        assert type(event) is Tagged
+        assert event.has_record
+        assert event.record == record and event.value == value

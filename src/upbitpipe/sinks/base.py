@@ -55,15 +55,23 @@ class SinkEvent:
         self.type = type
         self.market = market
         self.raw = raw
+        # a subclass of its own (none in the package) cannot swap classes (its layout
+        # differs): it gets the missing form at once instead of on first use
+        lazy = self.__class__ is SinkEvent  # (`type` is the parameter here)
         if record is not None:
             self.record = record
             if value is not None:
                 self.value = value
-            else:
+            elif lazy:
                 self.__class__ = _RecordEvent
+            else:
+                self.value = orjson.dumps(record)
         elif value is not None:
             self.value = value
-            self.__class__ = ValueEvent
+            if lazy:
+                self.__class__ = ValueEvent
+            else:
+                self.record = orjson.loads(value)
         else:
             msg = "a SinkEvent needs its record or its JSON value"
             raise ValueError(msg)

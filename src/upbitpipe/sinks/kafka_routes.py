@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 from aiokafka.partitioner import murmur2
 
@@ -27,6 +27,12 @@ TopicPartition = tuple[str, int]
 #: (topic, key, lane): the record's topic and key, and the index of its (topic, partition)
 #: in :attr:`Router.lanes`
 Route = tuple[str, bytes, int]
+
+
+class PartitionSource(Protocol):
+    """What the router asks of the producer: a topic's partitions (from its metadata)."""
+
+    async def partitions_for(self, topic: str) -> set[int]: ...
 
 
 @dataclass(slots=True)
@@ -91,7 +97,7 @@ class Router:
         tps = self.lanes
         return [(tps[index], lane) for index, lane in enumerate(routed.lanes) if lane]
 
-    async def check(self, producer: Any, topics: Iterable[str]) -> None:
+    async def check(self, producer: PartitionSource, topics: Iterable[str]) -> None:
         """Ask the producer for ``topics``' partitions (its metadata); a topic whose
         partitions changed makes every route be worked out again."""
         known = self._partitions
@@ -117,7 +123,7 @@ class Router:
         return {topic for topic, _, _ in routed.records}
 
     async def lanes_of(
-        self, producer: Any, records: list[Record]
+        self, producer: PartitionSource, records: list[Record]
     ) -> dict[TopicPartition, list[Record]]:
         """``records`` by (topic, partition), in order, one partition worked out per
         (topic, key); the routes it works out are kept for the next writes."""
