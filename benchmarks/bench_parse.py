@@ -8,7 +8,9 @@ in CPU time (``time.process_time``) so that other load on the machine distorts i
 Per type, the data-contract JSON of a DEFAULT event: ``orjson.dumps`` of the record, and
 for books also ``splice_record`` from the frame's bytes (what the collector does for them),
 and a book's parse without its units (``parse_book_lite``, the C scanner a collector whose
-sinks read no records uses) alone and with its splice.
+sinks read no records uses) alone and with its splice; for tickers and trades the same
+scanner's read of the fields the collector reads (``parse_flat_lite``) alone and with its
+splice, against the full parse with ``orjson.dumps`` of the record.
 
 The last rows are the collector's whole per-frame path without the transport: DEFAULT and
 SIMPLE frames of 10 markets through ``CollectorService._on_shard_frames`` in batches of
@@ -17,7 +19,7 @@ resume bookkeeping, one buffer operation per batch) into a sink runner whose wri
 the events and, like the Kafka sink, reads only their JSON (so no record dict is kept), with
 the startup objects frozen as ``collect`` does (``gc.freeze``); and DEFAULT frames once more
 into a sink that, like the lake, reads the record dicts (nothing is encoded); and DEFAULT
-frames into the JSON-only sink with the lite book parse turned off (the A/B of the scanner).
+frames into the JSON-only sink with the lite parse turned off (the A/B of the scanners).
 
     .venv/bin/python benchmarks/bench_parse.py
     .venv/bin/python benchmarks/bench_parse.py --frames 50000 --runs 7
@@ -49,6 +51,7 @@ from upbitpipe.upbit.codec import (
     metadata_suffix,
     parse_book_lite,
     parse_data,
+    parse_flat_lite,
     parse_frame,
     splice_record,
 )
@@ -236,6 +239,27 @@ def main() -> None:
                     ("parse_book_lite + splice_record (DEFAULT)", lite_and_splice),
                 ):
                     rows.append((label, name, measure(fn, default, args.runs), dsize))
+        if kind in ("trade", "ticker") and parse_flat_lite(default[0]) is not None:
+
+            def full_and_dumps(raw: bytes, kind: str = kind) -> object:
+                data = parse_data(raw)
+                assert isinstance(data, dict)
+                data["_ingested_at"] = 1
+                data["_source"] = "upbit_websocket"
+                data["_collector"] = "bench"
+                return orjson.dumps(data)
+
+            def flat_and_splice(raw: bytes, kind: str = kind, suffix: bytes = suffix) -> object:
+                data = parse_flat_lite(raw)
+                assert data is not None
+                return splice_record(raw, kind, data, suffix)
+
+            for name, fn in (
+                ("parse_flat_lite DEFAULT (read fields only)", parse_flat_lite),
+                ("parse_data + orjson.dumps(record) (DEFAULT)", full_and_dumps),
+                ("parse_flat_lite + splice_record (DEFAULT)", flat_and_splice),
+            ):
+                rows.append((label, name, measure(fn, default, args.runs), dsize))
     for fmt in ("DEFAULT", "SIMPLE"):
         path_frames = frames(args.frames, fmt, markets=PATH_MARKETS)
         path_size = statistics.mean(len(f) for f in path_frames)
@@ -247,7 +271,7 @@ def main() -> None:
             name = f"collector path {fmt}, records, batch {args.batch}"
             rows.append(("mix, 10 m", name, seconds, path_size))
             seconds = measure_collector(path_frames, args.runs, args.batch, lite=False)
-            name = f"collector path {fmt}, full books, batch {args.batch}"
+            name = f"collector path {fmt}, no lite, batch {args.batch}"
             rows.append(("mix, 10 m", name, seconds, path_size))
 
     print(
