@@ -38,8 +38,9 @@ MYPYC_MODULES: list[str] = [
 C_EXTENSIONS: list[Extension] = [
     # the lake sink's orderbook units and integer checks (twin: upbitpipe/lake/fastrows.py)
     Extension("upbitpipe.lake._fastrows", ["src/upbitpipe/lake/_fastrows.c"], optional=True),
-    # a DEFAULT orderbook frame's head and best prices without its units, for a collector
-    # whose sinks read no records (twin: the full parse, upbitpipe/upbit/codec.py)
+    # a DEFAULT orderbook frame's head and best prices without its units, and the few fields
+    # of a ticker or trade that are read, for a collector whose sinks read no records (twin:
+    # the full parse, upbitpipe/upbit/codec.py)
     Extension("upbitpipe.upbit._bookscan", ["src/upbitpipe/upbit/_bookscan.c"], optional=True),
 ]
 

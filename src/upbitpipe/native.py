@@ -55,7 +55,9 @@ class NativeStatus:
         line = f"native: compiled ({names})"
         if pure_python_requested():
             # at run time the switch only leaves the hand-written C kernels unused
-            line += "; UPBITPIPE_PURE_PYTHON set: the C kernels (lake rows, book scan) are not used"
+            line += (
+                "; UPBITPIPE_PURE_PYTHON set: the C kernels (lake rows, frame scan) are not used"
+            )
         if self.stale:
             stale = ", ".join(module.name.rsplit(".", 1)[-1] for module in self.stale)
             line += f"; STALE: {stale} changed since the build, run `pip install -e .` again"
@@ -76,7 +78,7 @@ class NativeStatus:
 def pure_python_requested() -> bool:
     """True when ``UPBITPIPE_PURE_PYTHON`` is set (not empty, not 0): setup.py then builds no
     native code, and at run time the hand-written C kernels (the lake's rows, the collector's
-    book scan) stay unused."""
+    frame scan) stay unused."""
     return os.environ.get(ENV_PURE_PYTHON, "").strip() not in ("", "0")
 
 
