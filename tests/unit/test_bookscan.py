@@ -545,5 +545,6 @@ def test_a_collector_whose_sinks_read_records_parses_books_in_full(
 ) -> None:
     assert _collector(tmp_path / "a", [MemorySink()])._lite_books is False
     assert _collector(tmp_path / "b", [MemorySink(), BytesSink()])._lite_books is False
+    assert _collector(tmp_path / "d", [])._lite_books is False  # no value is made
     monkeypatch.setenv("UPBITPIPE_PURE_PYTHON", "1")
     assert _collector(tmp_path / "c", [BytesSink()])._lite_books is False

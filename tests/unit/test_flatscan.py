@@ -421,15 +421,21 @@ def test_the_scanner_does_not_leak() -> None:
     scan = codec.FLAT_SCANNER
     assert scan is not None
     frames = [TRADE, TICKER, TRADE[:-1] + b',"x":[1]}', TRADE.replace(b"0.064", b'"0.064"')]
-    for _ in range(20_000):
-        for raw in frames:
-            scan(raw)
+
+    def rounds(n: int) -> None:
+        for _ in range(n):
+            for raw in frames:
+                scan(raw)
+            for raw in frames[:2]:
+                lite = parse_flat_lite(raw)
+                assert lite is not None
+                splice_record(raw, lite["type"], lite, SUFFIX)
+
+    rounds(20_000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(50_000):
-        for raw in frames:
-            scan(raw)
+    rounds(50_000)
     grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert grown_kb < 4096, f"RSS grew by {grown_kb} kB over 200,000 scans"
+    assert grown_kb < 4096, f"RSS grew by {grown_kb} kB over 200,000 scans and 100,000 splices"
 
 
 def test_without_a_lite_read_the_gate_parses_in_full() -> None:

@@ -162,7 +162,10 @@ class CollectorService:
         # sink reads records (Kafka alone: its value is spliced from the frame): parse
         # DEFAULT frames without them (FrameGate.parse_data_lite)
         self._lite_books = (
-            not self._keep_records and BOOK_SCANNER is not None and not pure_python_requested()
+            not self._keep_records
+            and self._encode  # a lite dict is spliced into a value, never kept as a record
+            and BOOK_SCANNER is not None
+            and not pure_python_requested()
         )
         self._suffix_ms = -1
         self._suffix = b""
