@@ -559,6 +559,40 @@ error:
 
 /* -- flat frames: DEFAULT tickers and trades ---------------------------------------------- */
 
+#if PY_VERSION_HEX < 0x030D0000
+#define NEW_DICT(n) _PyDict_NewPresized(n)
+#else
+#define NEW_DICT(n) PyDict_New()
+#endif
+
+/* A string's content after its opening quote at p, printable ASCII without '"' or '\\':
+ * returns the closing quote, or NULL (lex_string without ``tail``, eight bytes at a time). */
+INLINE const char *
+lex_plain(const char *p, const char *end)
+{
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+        uint64_t x, q, b, d, special;
+        memcpy(&x, p, 8);
+        q = x ^ (ones * '"');
+        b = x ^ (ones * '\\');
+        d = x ^ (ones * 0x7f);
+        /* a byte is flagged when it is '"', '\\', DEL, below 0x20 or from 0x80: the lowest
+         * flag is exact (a borrow only runs up from a byte flagged already) */
+        special = ((q - ones) & ~q) | ((b - ones) & ~b) | ((d - ones) & ~d)
+            | ((x - ones * 0x20) & ~x) | x;
+        special &= highs;
+        if (special) {
+            p += __builtin_ctzll(special) >> 3;
+            return *p == '"' ? p : NULL;
+        }
+        p += 8;
+    }
+#endif
+    return lex_string(p, end, 0);
+}
+
 #define MAX_FLAT_KEYS 64 /* Upbit's ticker has 35 */
 #define KEY_SLOTS 128    /* a power of two, at least twice MAX_FLAT_KEYS */
 
@@ -654,10 +688,6 @@ scan_flat(PyObject *Py_UNUSED(module), PyObject *raw)
         Py_RETURN_NONE;
     base = p = PyBytes_AS_STRING(raw);
     end = p + PyBytes_GET_SIZE(raw);
-    memset(slots, 0, sizeof(slots));
-    data = PyDict_New();
-    if (data == NULL)
-        return NULL;
 
     EXPECT("{\"type\":\"t");
     if ((size_t)(end - p) >= 5 && starts(p, "rade\"", 5)) {
@@ -668,8 +698,13 @@ scan_flat(PyObject *Py_UNUSED(module), PyObject *raw)
         EXPECT("icker\"");
         trade = 0;
     }
+    /* sized for what it gets (with codec's marker): no resize on the way */
+    data = NEW_DICT(trade ? 14 : 7);
+    if (data == NULL)
+        return NULL;
+    memset(slots, 0, sizeof(slots));
     EXPECT(",\"code\":\"");
-    q = lex_string(p, end, 0);
+    q = lex_plain(p, end);
     if (q == NULL)
         goto refuse;
     code = PyUnicode_New(q - p, 127);
@@ -685,7 +720,7 @@ scan_flat(PyObject *Py_UNUSED(module), PyObject *raw)
     while (p < end && *p == ',') {
         p++;
         EXPECT("\"");
-        q = lex_string(p, end, 0);
+        q = lex_plain(p, end);
         if (q == NULL || ++keys > MAX_FLAT_KEYS)
             goto refuse;
         /* the keys the record sets or renames: the full parse decides */
@@ -701,7 +736,7 @@ scan_flat(PyObject *Py_UNUSED(module), PyObject *raw)
             goto refuse;
         switch (*p) {
         case '"':
-            q = lex_string(p + 1, end, 0);
+            q = lex_plain(p + 1, end);
             if (q == NULL)
                 goto refuse;
             if (key != NULL) {
