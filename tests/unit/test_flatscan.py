@@ -536,3 +536,31 @@ def test_a_kafka_only_collector_makes_the_same_records_with_the_lite_parse(
     assert lite_dead == full_dead and len(full_dead) > 10
     kinds = {kind for kind, _, _ in full_dead}
     assert {"malformed", "unsubscribed_market"} <= kinds
+
+
+@kernel
+def test_every_byte_at_every_offset_of_a_string() -> None:
+    """The scanner's strings are read eight bytes at a time: a byte it must refuse is
+    refused wherever it falls in the word, and every printable one is read."""
+    scan = codec.FLAT_SCANNER
+    assert scan is not None
+    printable = [c for c in range(0x20, 0x7F) if c not in (0x22, 0x5C)]
+    for length in range(1, 20):
+        for at in range(length):
+            for byte in range(256):
+                text = bytearray(b"a" * length)
+                text[at] = byte
+                for raw in (
+                    TICKER[:-1] + b',"x":"' + bytes(text) + b'"}',  # a value
+                    TICKER[:-1] + b',"' + bytes(text) + b'":1}',  # a key
+                    TICKER.replace(b"KRW-BTC", bytes(text), 1),  # the code
+                ):
+                    got = scan(raw)
+                    if raw.endswith(b'":1}') and text.startswith(b"_"):
+                        assert got is None  # a key from "_": the record's metadata
+                    elif byte in printable:
+                        assert got is not None, (raw, byte)
+                    elif byte == 0x22:  # a shorter string, then no ':' or ',' where due
+                        assert got is None or _check(raw), (raw, byte)
+                    else:
+                        assert got is None, (raw, byte)
