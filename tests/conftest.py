@@ -26,8 +26,50 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from upbitpipe import native
 
     message = native.native_status().stale_message()
+    if message is None and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        message = _native_missing_under_ci()
     if message is not None:
         pytest.exit(message, returncode=4)
+
+
+def _native_missing_under_ci() -> str | None:
+    """Under CI, on a machine that can build native code (a C compiler and Python.h, as
+    setup.py checks), a hot module or C kernel that was not built is an error: every
+    kernel is ``optional`` at install, so a kernel that stopped compiling would otherwise
+    only turn its tests into skips and CI would still pass."""
+    import ast
+    import shutil
+    import sysconfig
+
+    from upbitpipe import native
+
+    if native.pure_python_requested():
+        return None
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    include = sysconfig.get_paths().get("include")
+    if shutil.which(compiler) is None or not include or not (Path(include) / "Python.h").is_file():
+        return None
+    root = Path(__file__).resolve().parents[1]
+    tree = ast.parse((root / "setup.py").read_text(encoding="utf-8"))
+    expected: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if node.target.id == "MYPYC_MODULES" and node.value is not None:
+                expected |= {str(Path(p).with_suffix("")) for p in ast.literal_eval(node.value)}
+    expected |= {
+        str(path.with_suffix("").relative_to(root)) for path in (root / "src").rglob("*.c")
+    }
+    built = {
+        str(module.source.with_suffix("").resolve().relative_to(root))
+        for module in native.native_status().modules
+    }
+    missing = sorted(expected - built)
+    if not missing:
+        return None
+    return (
+        f"CI: this machine can build native code, but these were not built: {', '.join(missing)}; "
+        f"see the `pip install -e .` output for the compile error"
+    )
 
 
 @pytest.fixture(autouse=True)
