@@ -462,6 +462,38 @@ def test_without_a_lite_read_the_gate_parses_in_full() -> None:
     assert gate.clock.now_ms == lite_gate.clock.now_ms > 0
 
 
+@kernel
+def test_what_the_lite_read_leaves_to_the_full_parse_is_counted() -> None:
+    """A DEFAULT frame the scanner refuses is still parsed (in full) and counted as a lite
+    fallback (status.json ``lite_fallbacks``, a Prometheus counter): a format change at
+    Upbit shows as a rising count instead of only as more CPU. SIMPLE frames are no
+    DEFAULT frames: not counted."""
+    gate = FrameGate(MARKETS)
+    frames = [f for f in _base_frames() if f.startswith(b'{"type":"t')][:20]
+    for raw in frames:
+        assert MARK in gate.parse_data_lite(raw, NOW)  # type: ignore[operator]
+    assert gate.lite_fallbacks == 0
+    spaced = frames[0].replace(b'","', b'", "', 1)  # valid JSON, not the compact form
+    parsed = gate.parse_data_lite(spaced, NOW)
+    assert isinstance(parsed, dict) and MARK not in parsed
+    simple = b'{"ty":"trade","cd":"KRW-BTC","tms":1795460000000}'
+    with pytest.raises(MalformedFrameError):
+        gate.parse_data_lite(simple, NOW)
+    assert gate.lite_fallbacks == 1
+
+
+def test_pure_python_requested_leaves_the_scanners_unused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``UPBITPIPE_PURE_PYTHON`` at run time: the codec loads no scanner, so every lite
+    read says None, whether or not the kernel is built."""
+    monkeypatch.setenv("UPBITPIPE_PURE_PYTHON", "1")
+    assert codec._load_scanner("scan_book") is None  # noqa: SLF001
+    assert codec._load_scanner("scan_flat") is None  # noqa: SLF001
+    monkeypatch.delenv("UPBITPIPE_PURE_PYTHON")
+    assert (codec._load_scanner("scan_flat") is None) == (codec.FLAT_SCANNER is None)  # noqa: SLF001
+
+
 # -- the collector ----------------------------------------------------------------------------
 
 

@@ -597,6 +597,7 @@ class CollectorService:
             events=dict(c.events),
             duplicates=c.duplicates,
             status_frames=c.status_frames,
+            lite_fallbacks=self.gate.lite_fallbacks,
             backfilled=dict(self.filler.recovered),
             last_event_ms=c.last_event_ms,
             dead_letters=dict(self.dead_letters.counts),

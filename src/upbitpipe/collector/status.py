@@ -97,6 +97,9 @@ class CollectorStatus(_StatusModel):
     events: dict[str, int] = Field(default_factory=dict)
     duplicates: int = 0
     status_frames: int = 0
+    # DEFAULT frames a Kafka-only collector's lite read left to the full parse (see
+    # FrameGate.lite_fallbacks): stored all the same, at more CPU
+    lite_fallbacks: int = 0
     backfilled: dict[str, int] = Field(default_factory=dict)
     last_event_ms: int = 0
     dead_letters: dict[str, int] = Field(default_factory=dict)
@@ -176,6 +179,11 @@ class _SnapshotCollector(Collector):
         )
         yield CounterMetricFamily(
             "upbitpipe_duplicates", "Events dropped as duplicates", value=snap.duplicates
+        )
+        yield CounterMetricFamily(
+            "upbitpipe_lite_fallbacks",
+            "DEFAULT frames the collector's lite read left to the full parse",
+            value=snap.lite_fallbacks,
         )
         backfill = CounterMetricFamily(
             "upbitpipe_backfilled_trades", "Trades recovered from REST", labels=["market"]

@@ -575,32 +575,28 @@ def _derive_book(data: dict[str, Any], raw: bytes | str) -> None:
             raise MalformedFrameError(msg, _as_bytes(raw))
 
 
-def _load_book_scanner() -> Callable[[bytes], Any] | None:
-    """The C scanner of DEFAULT books (``_bookscan.c``), or None when it is not built."""
+def _load_scanner(name: str) -> Callable[[bytes], Any] | None:
+    """``name`` (``scan_book`` or ``scan_flat``) of the C frame scanner (``_bookscan.c``), or
+    None when it is not built or ``UPBITPIPE_PURE_PYTHON`` is set (then the lite reads
+    always say None and the full parse reads every frame)."""
+    # by name at run time: an import statement would make native.py (and what it imports)
+    # part of the compiled codec for the stale check (native._own_imports)
+    native = importlib.import_module("upbitpipe.native")
+    if native.pure_python_requested():
+        return None
     try:
         module = importlib.import_module("upbitpipe.upbit._bookscan")
     except ImportError:  # no compiler at install, or a pure-Python install
         return None
-    scan: Callable[[bytes], Any] = module.scan_book
+    scan: Callable[[bytes], Any] | None = getattr(module, name, None)
     return scan
 
 
 #: ``_bookscan.scan_book``, or None (pure Python: :func:`parse_book_lite` always says None)
-BOOK_SCANNER: Final = _load_book_scanner()
-
-
-def _load_flat_scanner() -> Callable[[bytes], Any] | None:
-    """The C scanner of DEFAULT tickers and trades (``_bookscan.c``), or None."""
-    try:
-        module = importlib.import_module("upbitpipe.upbit._bookscan")
-    except ImportError:
-        return None
-    scan: Callable[[bytes], Any] | None = getattr(module, "scan_flat", None)
-    return scan
-
+BOOK_SCANNER: Final = _load_scanner("scan_book")
 
 #: ``_bookscan.scan_flat``, or None (pure Python: :func:`parse_flat_lite` always says None)
-FLAT_SCANNER: Final = _load_flat_scanner()
+FLAT_SCANNER: Final = _load_scanner("scan_flat")
 
 # A lite ticker or trade carries this object under this key: no parsed frame can (orjson
 # makes no such object), splice_record splices only what carries it, and orjson.dumps

@@ -111,6 +111,10 @@ class FrameGate:
     def __init__(self, markets: Iterable[str], clock: ExchangeClock | None = None) -> None:
         self.markets = frozenset(markets)
         self.clock = clock or ExchangeClock()
+        #: DEFAULT market frames the lite read left to the full parse (:meth:`parse_data_lite`):
+        #: ~0 while Upbit sends what the scanner reads; a rise means its format changed (the
+        #: events are still stored, at the full parse's CPU)
+        self.lite_fallbacks = 0
 
     def parse(
         self, raw: bytes, received_ms: int | None = None
@@ -147,8 +151,9 @@ class FrameGate:
         elif raw.startswith(_BOOK_START):
             parsed = parse_book_lite(raw)
         else:
-            parsed = None
+            return self.parse_data(raw, received_ms)  # SIMPLE, status and error frames
         if parsed is None:
+            self.lite_fallbacks += 1
             return self.parse_data(raw, received_ms)
         self._check(parsed, raw, received_ms)
         return parsed
