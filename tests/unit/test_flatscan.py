@@ -438,6 +438,59 @@ def test_the_scanner_does_not_leak() -> None:
     assert grown_kb < 4096, f"RSS grew by {grown_kb} kB over 200,000 scans and 100,000 splices"
 
 
+@kernel
+def test_the_scanner_keeps_refcounts_and_blocks_exact() -> None:
+    """Exact where the RSS check above is coarse: no object block is left behind, and the
+    singletons a read field can hold (null, true, false: not immortal on 3.11) keep their
+    reference counts, over scans that build them and scans that refuse."""
+    import gc
+    import sys
+
+    scan = codec.FLAT_SCANNER
+    assert scan is not None
+    built = [
+        re.sub(rb'"best_ask_price":[^,}]+', b'"best_ask_price":null', TRADE),
+        re.sub(rb'"trade_price":[^,}]+', b'"trade_price":true', TRADE),
+        re.sub(rb'"trade_price":[^,}]+', b'"trade_price":false', TICKER),
+    ]
+    for raw, value in zip(built, (None, True, False), strict=True):
+        read = scan(raw)
+        assert read is not None and value in read.values(), raw[:120]
+    frames = [*built, TRADE, TICKER, TRADE[:-1] + b',"x":[1]}', TRADE[:-9]]
+
+    def rounds(n: int) -> None:
+        for _ in range(n):
+            for raw in frames:
+                scan(raw)
+
+    rounds(1_000)
+    gc.collect()
+    refs = [sys.getrefcount(x) for x in (None, True, False)]
+    blocks = sys.getallocatedblocks()
+    rounds(10_000)
+    gc.collect()
+    assert [sys.getrefcount(x) for x in (None, True, False)] == refs
+    assert sys.getallocatedblocks() - blocks < 500, "object blocks left behind by scans"
+
+
+@kernel
+def test_a_flat_frame_of_more_than_64_keys_is_left_to_the_full_parse() -> None:
+    """The scanner's key table holds 64 keys after ``type`` and ``code`` (Upbit's ticker
+    has 35 in all): a frame of 66 keys is read, one of 67 is the full parse's."""
+    scan = codec.FLAT_SCANNER
+    assert scan is not None
+    base = len(orjson.loads(TRADE))
+
+    def with_keys(total: int) -> bytes:
+        extra = b"".join(b',"x%02d":1' % i for i in range(total - base))
+        return TRADE[:-1] + extra + b"}"
+
+    assert len(orjson.loads(with_keys(66))) == 66
+    assert scan(with_keys(66)) is not None
+    assert scan(with_keys(67)) is None
+    assert isinstance(parse_data(with_keys(67)), dict)
+
+
 def test_without_a_lite_read_the_gate_parses_in_full() -> None:
     """Whatever the kernel, the gate's lite path says what its full path says of the
     fields it reads and raises the same errors: the fallback of a pure-Python install."""
@@ -568,6 +621,23 @@ def test_a_kafka_only_collector_makes_the_same_records_with_the_lite_parse(
     assert lite_dead == full_dead and len(full_dead) > 10
     kinds = {kind for kind, _, _ in full_dead}
     assert {"malformed", "unsubscribed_market"} <= kinds
+
+
+def test_a_lite_read_the_splice_refused_becomes_the_full_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never today (the splice takes every lite read, tested above); if a change made the
+    splice refuse one, the collector must store the full parse's record, not serialise the
+    part (nor stop on orjson refusing the lite marker)."""
+    from upbitpipe.collector import service
+
+    monkeypatch.setattr(service, "splice_record", lambda *args: None)
+    lite, lite_counters, lite_tips, lite_dead = _run(tmp_path / "lite", True)
+    full, full_counters, full_tips, full_dead = _run(tmp_path / "full", False)
+    assert len(full) > 200
+    assert lite == full
+    assert lite_counters.events == full_counters.events
+    assert lite_tips == full_tips and lite_dead == full_dead
 
 
 @kernel

@@ -69,7 +69,9 @@ from upbitpipe.upbit.codec import (
     ErrorFrame,
     MalformedFrameError,
     StatusFrame,
+    is_partial,
     metadata_suffix,
+    parse_data,
     splice_record,
     to_default_wire,
 )
@@ -112,6 +114,15 @@ class CollectorState:
         """Gaps first: a resume point on disk never passes a gap that is not."""
         self.gaps.save()
         self.resume.save()
+
+
+def _full_record(raw: bytes) -> dict[str, Any] | None:
+    """The full parse's dict of a frame a lite read took for market data, or None."""
+    try:
+        data = parse_data(raw)
+    except MalformedFrameError:
+        return None
+    return data if type(data) is dict else None
 
 
 class CollectorService:
@@ -287,6 +298,16 @@ class CollectorService:
                     self._suffix_ms = received_ms
                     self._suffix = metadata_suffix(received_ms, SOURCE_WEBSOCKET, instance)
                 value = splice_record(raw, kind, data, self._suffix)
+                if value is None and lite and is_partial(data):
+                    # never (the codec's lite reads are what splice_record takes, tested);
+                    # if it happened, the record comes from the full parse, not the part
+                    full = _full_record(raw)
+                    if full is None:
+                        if rejected is None:
+                            rejected = []
+                        rejected.append((KIND_MALFORMED, "lite read refused in full", raw))
+                        continue
+                    data = full
             if value is None or keep:
                 data["_ingested_at"] = received_ms
                 data["_source"] = SOURCE_WEBSOCKET

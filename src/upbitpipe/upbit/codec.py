@@ -609,6 +609,12 @@ _TRADE_CODE: Final = 16  # where the "code" key starts in a trade or ticker fram
 _TICKER_CODE: Final = 17
 
 
+def is_partial(data: dict[str, Any]) -> bool:
+    """Whether ``data`` is a lite read (:func:`parse_book_lite`, :func:`parse_flat_lite`):
+    a dict that must be spliced, never serialised as a record."""
+    return _LITE_KEY in data or (data["type"] == "orderbook" and "orderbook_units" not in data)
+
+
 def parse_book_lite(raw: bytes) -> dict[str, Any] | None:
     """:func:`parse_data` of a DEFAULT orderbook frame without ``orderbook_units``, or None.
 
