@@ -29,3 +29,8 @@ class ArtifactError(UpbitpipeError):
 
 class StateFileError(UpbitpipeError):
     """A file or directory under the collector's state dir has the wrong type or shape."""
+
+
+class CollectorStoppedError(UpbitpipeError):
+    """A part of the collector stopped on an unexpected error (a bug): the collector shut
+    down cleanly around it, and the next start resumes from the saved point."""

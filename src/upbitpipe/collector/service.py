@@ -53,6 +53,7 @@ from upbitpipe.collector.status import (
     GapStatus,
 )
 from upbitpipe.config import Settings
+from upbitpipe.errors import CollectorStoppedError
 from upbitpipe.native import pure_python_requested
 from upbitpipe.sinks.base import (
     SOURCE_BACKFILL,
@@ -538,6 +539,7 @@ class CollectorService:
         after the sinks stopped. A backfill still running at stop is cut: its gap record,
         shrunk to what was made durable, is taken up by the next start."""
         started: list[SinkRunner] = []
+        failed: list[str] = []  # shards that stopped on an unexpected error
         deadline = 0.0
         keeper: asyncio.Task[None] | None = None
         gc_thresholds: tuple[int, int, int] | None = None
@@ -558,6 +560,10 @@ class CollectorService:
                 asyncio.create_task(conn.run(stop), name=f"conn-{conn.state.shard}")
                 for conn in self.connections
             ]
+            for task in tasks:
+                task.add_done_callback(
+                    functools.partial(self._shard_ended, stop=stop, failed=failed)
+                )
             await stop.wait()
             timeout = self.settings.collector.shutdown_timeout_seconds
             deadline = asyncio.get_running_loop().time() + timeout
@@ -593,6 +599,29 @@ class CollectorService:
             if gc_thresholds is not None:
                 gc.set_threshold(*gc_thresholds)
             gc.unfreeze()  # an embedding process gets its objects back under the GC
+        if failed:
+            msg = (
+                f"{'; '.join(failed)}; the collector stopped (what it had collected is "
+                "flushed; the next start resumes from the saved point)"
+            )
+            raise CollectorStoppedError(msg)
+
+    def _shard_ended(
+        self, task: asyncio.Task[None], *, stop: asyncio.Event, failed: list[str]
+    ) -> None:
+        """A connection's task ends only at stop (it never raises for network trouble): one
+        ending on an unexpected error (a bug in the frame path) would otherwise leave its
+        markets unread, silently, until shutdown. It stops the collector instead, loudly."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        log.error(
+            "%s stopped on an unexpected error; stopping the collector",
+            task.get_name(),
+            exc_info=error,
+        )
+        failed.append(f"{task.get_name()} stopped on {type(error).__name__}: {error}")
+        stop.set()
 
     @property
     def backfills_running(self) -> int:
