@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 import pytest
+from frame_fuzz import mutants, typed
 
 from upbitpipe.collector.service import CollectorPlan, CollectorService
 from upbitpipe.config import Settings
@@ -271,20 +272,7 @@ def _mutate_once(raw: bytes, rng: random.Random) -> bytes:
 
 
 def _mutants(books: list[bytes], rounds: int) -> list[bytes]:
-    rng = random.Random(13)
-    out = []
-    for raw in books:
-        for _ in range(rounds):
-            mutated = raw
-            for _ in range(rng.choice((1, 1, 1, 2, 3))):
-                mutated = _mutate_once(mutated, rng)
-            out.append(mutated)
-    return out
-
-
-def _typed(data: dict[str, Any]) -> dict[str, tuple[type, str]]:
-    """Type-aware values: 1 and 1.0, 0.0 and -0.0 differ."""
-    return {key: (type(value), repr(value)) for key, value in data.items()}
+    return mutants(books, rounds, _mutate_once, seed=13)
 
 
 def _check(raw: bytes) -> bool:
@@ -299,7 +287,7 @@ def _check(raw: bytes) -> bool:
     assert isinstance(full, dict)
     assert "orderbook_units" not in lite
     expected = {key: value for key, value in full.items() if key != "orderbook_units"}
-    assert _typed(lite) == _typed(expected), raw[:300]
+    assert typed(lite) == typed(expected), raw[:300]
     spliced = splice_record(raw, "orderbook", lite, SUFFIX)
     assert spliced is not None, raw[:300]
     assert spliced == splice_record(raw, "orderbook", full, SUFFIX)

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 import pytest
+from frame_fuzz import mutants, typed
 
 from upbitpipe.collector.service import CollectorPlan, CollectorService
 from upbitpipe.config import Settings
@@ -274,20 +275,7 @@ def _mutate_once(raw: bytes, rng: random.Random) -> bytes:
 
 
 def _mutants(frames: list[bytes], rounds: int) -> list[bytes]:
-    rng = random.Random(17)
-    out = []
-    for raw in frames:
-        for _ in range(rounds):
-            mutated = raw
-            for _ in range(rng.choice((1, 1, 1, 2, 3))):
-                mutated = _mutate_once(mutated, rng)
-            out.append(mutated)
-    return out
-
-
-def _typed(data: dict[str, Any]) -> dict[str, tuple[type, str]]:
-    """Type-aware values: 1 and 1.0, 0.0 and -0.0 differ."""
-    return {key: (type(value), repr(value)) for key, value in data.items()}
+    return mutants(frames, rounds, _mutate_once, seed=17)
 
 
 def _check(raw: bytes) -> bool:
@@ -304,15 +292,15 @@ def _check(raw: bytes) -> bool:
     fields = TRADE_FIELDS if kind == "trade" else TICKER_FIELDS
     read = {key: value for key, value in lite.items() if key != MARK}
     expected = {key: full[key] for key in ("type", "market", *fields) if key in full}
-    assert _typed(read) == _typed(expected), raw[:300]
+    assert typed(read) == typed(expected), raw[:300]
     with pytest.raises(TypeError):  # a lite dict never becomes a record
         orjson.dumps(lite)
     assert splice_record(raw, kind, full, SUFFIX) is None  # a full parse is serialised
     spliced = splice_record(raw, kind, lite, SUFFIX)
     assert spliced is not None, raw[:300]
     record = {**full, **META}
-    assert _typed(orjson.loads(spliced)) == _typed(orjson.loads(orjson.dumps(record)))
-    assert _typed(orjson.loads(spliced)) == _typed(record)
+    assert typed(orjson.loads(spliced)) == typed(orjson.loads(orjson.dumps(record)))
+    assert typed(orjson.loads(spliced)) == typed(record)
     return True
 
 
@@ -600,7 +588,7 @@ def _run(tmp_path: Path, lite: bool) -> tuple[list[Any], Any, Any, list[Any]]:
         for entry in map(orjson.loads, path.read_bytes().splitlines())
     )
     assert all(e.value is not None for e in events)
-    values = [(e.type, e.market, e.raw, _typed(orjson.loads(e.value or b""))) for e in events]
+    values = [(e.type, e.market, e.raw, typed(orjson.loads(e.value or b""))) for e in events]
     return values, svc.counters, dict(svc._last_seen), dead
 
 
