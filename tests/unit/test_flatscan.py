@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 import pytest
-from frame_fuzz import mutants, typed
+from frame_fuzz import mutants, mutate_common, typed
 
 from upbitpipe.collector.service import CollectorPlan, CollectorService
 from upbitpipe.config import Settings
@@ -183,25 +183,11 @@ def _set_field(raw: bytes, rng: random.Random, values: tuple[bytes, ...]) -> byt
 
 def _mutate_once(raw: bytes, rng: random.Random) -> bytes:
     how = rng.randrange(16)
-    if how == 0 and raw:  # cut short, or a byte added after the end
-        if rng.random() < 0.5:
-            return raw[: rng.randrange(len(raw))]
-        return raw + rng.choice((b"}", b" ", b"\n", b",", b"x", b"\x00"))
-    if how == 1:  # a digit flipped
-        digits = [i for i, c in enumerate(raw) if 0x30 <= c <= 0x39]
-        if digits:
-            i = rng.choice(digits)
-            return raw[:i] + bytes([rng.randrange(0x30, 0x3A)]) + raw[i + 1 :]
-    if how == 2 and raw:  # a byte flipped
-        i = rng.randrange(len(raw))
-        return raw[:i] + bytes([rng.choice(FLIPS)]) + raw[i + 1 :]
-    if how in (3, 4):  # a number respelled
-        numbers = list(_NUMBER.finditer(raw))
-        if numbers:
-            m = rng.choice(numbers)
-            return raw[: m.start()] + rng.choice(SPELLINGS) + raw[m.end() :]
-    if how == 5 and raw.endswith(b"}"):  # a key added before the closing brace
-        return raw[:-1] + rng.choice(TAILS) + b"}"
+    common = mutate_common(
+        raw, rng, how, flips=FLIPS, spellings=SPELLINGS, number=_NUMBER, tails=TAILS
+    )
+    if common is not None:  # (0-5, as the other scanner's fuzz)
+        return common
     if how == 6 and raw:  # whitespace or a byte inserted
         i = rng.randrange(len(raw))
         return raw[:i] + rng.choice((b" ", b"\n", b"\\", b"\xc3\xa9", b"\x00")) + raw[i:]
