@@ -209,23 +209,28 @@ def parse_data(raw: bytes | str) -> dict[str, Any] | StatusFrame | ErrorFrame:
     elif kind == "orderbook":
         _derive_book(data, raw)
     else:
-        volume = data.get("acc_trade_volume")  # part of the ticker table's primary key
-        if type(volume) not in _NUMBER:
-            msg = _bad("acc_trade_volume", volume, "a number")
-            raise MalformedFrameError(msg, _as_bytes(raw))
-        # the rest of the dedup key (collector/dedup.py): a list or an object there would
-        # make the key unhashable, and the collector's loop would stop on a TypeError
-        price = data.get("trade_price")
-        if type(price) not in _OPTIONAL_NUMBER:
-            msg = _bad("trade_price", price, "a number")
-            raise MalformedFrameError(msg, _as_bytes(raw))
-        traded = data.get("trade_timestamp")  # a BIGINT column: an epoch-ms int or absent
-        if traded is not None and (
-            type(traded) is not int or not MIN_EPOCH_MS <= traded < MAX_EPOCH_MS
-        ):
-            msg = _bad("trade_timestamp", traded, "an epoch-ms integer")
-            raise MalformedFrameError(msg, _as_bytes(raw))
+        reason = _ticker_problem(data)
+        if reason is not None:
+            raise MalformedFrameError(reason, _as_bytes(raw))
     return data
+
+
+def _ticker_problem(data: dict[str, Any]) -> str | None:
+    """Why a ticker cannot be used, or None (the full parse's and the lite read's check)."""
+    volume = data.get("acc_trade_volume")  # part of the ticker table's primary key
+    if type(volume) not in _NUMBER:
+        return _bad("acc_trade_volume", volume, "a number")
+    # the rest of the dedup key (collector/dedup.py): a list or an object there would
+    # make the key unhashable, and the collector's loop would stop on a TypeError
+    price = data.get("trade_price")
+    if type(price) not in _OPTIONAL_NUMBER:
+        return _bad("trade_price", price, "a number")
+    traded = data.get("trade_timestamp")  # a BIGINT column: an epoch-ms int or absent
+    if traded is not None and (
+        type(traded) is not int or not MIN_EPOCH_MS <= traded < MAX_EPOCH_MS
+    ):
+        return _bad("trade_timestamp", traded, "an epoch-ms integer")
+    return None
 
 
 def _bad(name: str, value: Any, wanted: str) -> str:
@@ -667,23 +672,15 @@ def parse_flat_lite(raw: bytes) -> dict[str, Any] | None:
     data: dict[str, Any] | None = scan(raw)
     if data is None:
         return None
-    get = data.get
-    stamp = get("timestamp")
+    stamp = data.get("timestamp")
     if type(stamp) is not int or not MIN_EPOCH_MS <= stamp < MAX_EPOCH_MS:
         return None
     if data["type"] == "trade":
-        if trade_problem(data, stamp) is not None:
-            return None
+        problem = trade_problem(data, stamp)
     else:
-        if type(get("acc_trade_volume")) not in _NUMBER:
-            return None
-        if type(get("trade_price")) not in _OPTIONAL_NUMBER:
-            return None
-        traded = get("trade_timestamp")
-        if traded is not None and (
-            type(traded) is not int or not MIN_EPOCH_MS <= traded < MAX_EPOCH_MS
-        ):
-            return None
+        problem = _ticker_problem(data)
+    if problem is not None:
+        return None
     data[_LITE_KEY] = _LITE
     return data
 
