@@ -431,7 +431,7 @@ class KafkaSink:
             except Exception as exc:  # no producer id (Kafka away), fenced, bad state
                 self._note_error(exc)
                 return _Outcome(retry=pending)
-            if routed is None or pending is not records or alone:
+            if routed is None:  # a later round (its records sorted again): not the write's
                 routed = Routed(pending, None, -1)
             sends = await self._send_all(producer, routed, deadline, alone)
             routed = None
